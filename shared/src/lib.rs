@@ -1,0 +1,27 @@
+//! Domain logic of otlp2parquet: OTLP in, Arrow and Parquet out, Iceberg tables described.
+//!
+//! Every deployment of otlp2parquet — the `otlp2parquet` command, and later the
+//! Lambda functions — runs the same stages, and those stages live here as plain
+//! functions with no knowledge of where bytes come from or go to:
+//!
+//! - [`otlp`] decodes OTLP/HTTP bodies (protobuf or JSON, optionally gzip) into the
+//!   generated `opentelemetry-proto` request types.
+//! - [`convert`] turns a decoded request into one Arrow `RecordBatch` per destination
+//!   table, rejecting invalid records one by one the way OTLP's `partial_success` does.
+//! - [`schema`] defines those tables once, as Iceberg schemas with stable field ids,
+//!   partition specs and sort orders; the Arrow schemas are derived from them so that
+//!   every Parquet column carries the Iceberg field id readers map columns by.
+//! - [`parquet`] writes record batches as Parquet files with the project's settings.
+//! - [`generate`] produces deterministic synthetic OTLP traffic for tests and benchmarks.
+#![deny(missing_docs)]
+
+pub mod convert;
+mod error;
+pub mod generate;
+pub mod otlp;
+pub mod parquet;
+pub mod schema;
+mod signal;
+
+pub use error::{Error, Result};
+pub use signal::{Signal, Table};
