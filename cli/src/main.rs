@@ -1,1 +1,56 @@
-fn main() {}
+//! The `otlp2parquet` command.
+//!
+//! `main` only parses flags, sets up logging and turns an error into a message
+//! and a non-zero exit code; each subcommand lives in its own module and does its
+//! work through the `otlp2parquet-shared` crate.
+
+mod convert;
+mod flags;
+mod generate;
+mod input;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use flags::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Convert(args) => convert::run(args),
+        Command::Generate(args) => generate::run(args),
+        Command::Schema(args) => {
+            if args.markdown {
+                print!("{}", otlp2parquet_shared::schema::markdown());
+            } else {
+                for table in otlp2parquet_shared::Table::ALL {
+                    let def = otlp2parquet_shared::schema::TableDefinition::get(table);
+                    println!("{table}:");
+                    for field in def.schema.as_struct().fields() {
+                        println!("  {:>3}  {:<32} {}", field.id, field.name, field.field_type);
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}

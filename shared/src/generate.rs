@@ -65,6 +65,8 @@ pub struct Generator {
     config: GeneratorConfig,
     rng: SmallRng,
     sequence: u64,
+    /// Which metric type comes next; cycles so every request has all five.
+    metric_kind: usize,
 }
 
 const WORDS: &[&str] = &[
@@ -115,6 +117,7 @@ impl Generator {
             config,
             rng,
             sequence: 0,
+            metric_kind: 0,
         }
     }
 
@@ -536,11 +539,11 @@ impl Generator {
             // Every metric type in turn, ten data points (attribute sets) per metric.
             let mut metrics = Vec::new();
             let mut left = count;
-            let mut kind = 0;
             while left > 0 {
                 let points = left.min(10);
-                metrics.push(self.metric(kind % 5, points));
-                kind += 1;
+                let kind = self.metric_kind % 5;
+                self.metric_kind += 1;
+                metrics.push(self.metric(kind, points));
                 left -= points;
             }
             resource_metrics.push(ResourceMetrics {
@@ -573,6 +576,19 @@ mod tests {
             assert_eq!(a, b);
             assert_eq!(a.item_count(), 57, "{signal}");
         }
+    }
+
+    #[test]
+    fn metrics_requests_hold_every_type() {
+        use crate::convert::convert;
+        let request = Generator::new(GeneratorConfig {
+            records_per_request: 100,
+            ..Default::default()
+        })
+        .next_request(Signal::Metrics);
+        let converted = convert(&request).unwrap();
+        let tables: Vec<_> = converted.batches.iter().map(|(t, _)| *t).collect();
+        assert_eq!(tables, Signal::Metrics.tables());
     }
 
     #[test]

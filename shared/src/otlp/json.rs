@@ -722,7 +722,13 @@ fn parse<T: DeserializeOwned>(signal: Signal, body: &[u8]) -> Result<T> {
                     let path = e.path().to_string();
                     Err(Error::InvalidJson {
                         signal,
-                        path: if path == "." { "$".to_string() } else { path },
+                        // serde_path_to_error says "." for the root and "?" before it
+                        // has entered any value; both mean the document itself.
+                        path: if path == "." || path == "?" {
+                            "$".to_string()
+                        } else {
+                            path
+                        },
                         message: e.into_inner().to_string(),
                     })
                 }
@@ -732,6 +738,16 @@ fn parse<T: DeserializeOwned>(signal: Signal, body: &[u8]) -> Result<T> {
 }
 
 pub(super) fn decode(signal: Signal, body: &[u8]) -> Result<ExportRequest> {
+    // serde lets a struct be written as a JSON array of its fields; an export
+    // request written as `[...]` is a client bug, not a request to accept.
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|&b| b != b'{') {
+        return Err(Error::InvalidJson {
+            signal,
+            path: "$".to_string(),
+            message: "an export request must be a JSON object".to_string(),
+        });
+    }
     Ok(match signal {
         Signal::Logs => ExportRequest::Logs(parse::<LogsRequest>(signal, body)?.into()),
         Signal::Traces => ExportRequest::Traces(parse::<TracesRequest>(signal, body)?.into()),
