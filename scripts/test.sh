@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project: formatting, lints, the Rust test
+# suite, and the tests that read our Parquet files with PyArrow and DuckDB.
+# Installs what it needs (a project-local Python virtualenv, cargo-nextest if
+# absent) and needs nothing done by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+# Builds live outside the clone so that repeated runs (and fresh clones) reuse them.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/otlp2parquet/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Python virtualenv for the reader tests (.venv)"
+venv="$root/.venv"
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum tests/requirements.txt | cut -d' ' -f1)
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/requirements.txt
+  echo "$want" > "$stamp"
+fi
+
+step "cargo build (the otlp2parquet binary the reader tests run)"
+cargo build --workspace --locked
+
+step "Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+step "Reader tests (PyArrow, DuckDB)"
+OTLP2PARQUET_BIN="$CARGO_TARGET_DIR/debug/otlp2parquet" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/readers
