@@ -29,7 +29,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
             let Converted {
                 batches,
                 rejections,
-            } = convert(&request).with_context(|| format!("converting {}", path.display()))?;
+            } = convert(request).with_context(|| format!("converting {}", path.display()))?;
             for (table, batch) in batches {
                 tables.entry(table).or_default().push(batch);
             }

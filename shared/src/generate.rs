@@ -586,7 +586,7 @@ mod tests {
             ..Default::default()
         })
         .next_request(Signal::Metrics);
-        let converted = convert(&request).unwrap();
+        let converted = convert(request).unwrap();
         let tables: Vec<_> = converted.batches.iter().map(|(t, _)| *t).collect();
         assert_eq!(tables, Signal::Metrics.tables());
     }

@@ -14,6 +14,7 @@ use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use crate::{Error, Result};
 
@@ -58,13 +59,20 @@ impl ParquetWriterBuilder {
     /// The writer properties these settings describe.
     pub fn properties(&self) -> Result<WriterProperties> {
         let level = ZstdLevel::try_new(self.zstd_level)?;
-        Ok(WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_max_row_group_row_count(Some(self.max_row_group_rows))
             .set_data_page_size_limit(self.data_page_bytes)
-            .set_created_by(concat!("otlp2parquet ", env!("CARGO_PKG_VERSION")).to_string())
-            .build())
+            .set_created_by(concat!("otlp2parquet ", env!("CARGO_PKG_VERSION")).to_string());
+        // Ids, bodies, times and measurements are (nearly) unique per row: a
+        // dictionary for them costs hashing every value and a page that zstd then
+        // compresses on its own, and saves nothing. Low-cardinality columns (service,
+        // severity, names, attribute keys and values) keep their dictionaries.
+        for column in HIGH_CARDINALITY_COLUMNS {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(*column), false);
+        }
+        Ok(props.build())
     }
 
     /// Writes `batches` (all of `schema`) into `out` as one Parquet file.
@@ -106,6 +114,25 @@ impl ParquetWriterBuilder {
         result
     }
 }
+
+/// Top-level columns written without a dictionary; see [`ParquetWriterBuilder::properties`].
+const HIGH_CARDINALITY_COLUMNS: &[&str] = &[
+    "Timestamp",
+    "ObservedTimestamp",
+    "TraceId",
+    "SpanId",
+    "ParentSpanId",
+    "Body",
+    "Duration",
+    "StartTimeUnix",
+    "TimeUnix",
+    "Value",
+    "IntValue",
+    "Count",
+    "Sum",
+    "Min",
+    "Max",
+];
 
 fn temporary_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();

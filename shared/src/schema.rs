@@ -497,6 +497,42 @@ impl TableDefinition {
     }
 }
 
+/// How a type is written in the README: Iceberg's names, nested types spelled out.
+fn type_name(ty: &Type) -> String {
+    match ty {
+        Type::Primitive(p) => p.to_string(),
+        Type::Map(m) => format!(
+            "map<{}, {}>",
+            type_name(&m.key_field.field_type),
+            type_name(&m.value_field.field_type)
+        ),
+        Type::List(l) => format!("list<{}>", type_name(&l.element_field.field_type)),
+        Type::Struct(_) => "struct".to_string(),
+    }
+}
+
+/// One Markdown row per field, nested fields under their dotted path.
+fn markdown_rows(path: &str, field: &NestedField, out: &mut String) {
+    use std::fmt::Write;
+    let nullable = if field.required { "" } else { " (nullable)" };
+    let _ = writeln!(
+        out,
+        "| `{path}` | `{}`{nullable} | {} | {} |",
+        type_name(&field.field_type),
+        field.id,
+        field.doc.as_deref().unwrap_or("")
+    );
+    let children: Vec<&NestedField> = match field.field_type.as_ref() {
+        Type::Primitive(_) => vec![],
+        Type::Map(m) => vec![&m.key_field, &m.value_field],
+        Type::List(l) => vec![&l.element_field],
+        Type::Struct(s) => s.fields().iter().map(|f| f.as_ref()).collect(),
+    };
+    for child in children {
+        markdown_rows(&format!("{path}.{}", child.name), child, out);
+    }
+}
+
 /// Renders the column table of every table as Markdown (the README's schema section).
 pub fn markdown() -> String {
     use std::fmt::Write;
@@ -516,17 +552,7 @@ pub fn markdown() -> String {
         );
         out.push_str("| Column | Type | Field id | Source |\n|---|---|---|---|\n");
         for field in def.schema.as_struct().fields() {
-            let required = if field.required { "" } else { " (nullable)" };
-            let ty = field.field_type.to_string();
-            let _ = writeln!(
-                out,
-                "| `{}` | `{}`{} | {} | {} |",
-                field.name,
-                ty.replace('|', "\\|"),
-                required,
-                field.id,
-                field.doc.as_deref().unwrap_or("")
-            );
+            markdown_rows(&field.name, field, &mut out);
         }
         out.push('\n');
     }
@@ -561,6 +587,15 @@ mod tests {
         );
         assert_eq!(def.schema.field_by_id(1406).unwrap().name, "key");
         assert_eq!(def.schema.field_by_id(1407).unwrap().name, "value");
+    }
+
+    #[test]
+    fn readme_documents_the_current_schema() {
+        let readme = include_str!("../../README.md");
+        assert!(
+            readme.contains(&markdown()),
+            "README.md's schema section is stale: replace it with `otlp2parquet schema --markdown`"
+        );
     }
 
     #[test]

@@ -67,7 +67,7 @@ fn random_bytes_never_panic() {
             for format in [Format::Protobuf, Format::Json] {
                 if let Ok(request) = decode(signal, format, &body) {
                     // Whatever decoded must convert without an error.
-                    convert(&request).unwrap();
+                    convert(request).unwrap();
                 }
             }
         }
@@ -182,7 +182,7 @@ fn invalid_records_are_rejected_one_by_one() {
             ..Default::default()
         }],
     });
-    let converted = convert(&request).unwrap();
+    let converted = convert(request).unwrap();
     assert_eq!(converted.rows(), 2);
     assert_eq!(converted.rejections.count, 4);
     let message = converted.rejections.error_message();
@@ -218,7 +218,7 @@ fn invalid_records_are_rejected_one_by_one() {
             ..Default::default()
         }],
     });
-    let converted = convert(&request).unwrap();
+    let converted = convert(request).unwrap();
     assert_eq!((converted.rows(), converted.rejections.count), (2, 3));
     assert!(
         converted
@@ -253,6 +253,11 @@ fn invalid_records_are_rejected_one_by_one() {
                                 explicit_bounds: vec![1.0],
                                 ..Default::default()
                             },
+                            HistogramDataPoint {
+                                bucket_counts: vec![1, u64::MAX],
+                                explicit_bounds: vec![1.0],
+                                ..Default::default()
+                            },
                         ],
                         aggregation_temporality: 1,
                     })),
@@ -262,8 +267,8 @@ fn invalid_records_are_rejected_one_by_one() {
             ..Default::default()
         }],
     });
-    let converted = convert(&request).unwrap();
-    assert_eq!((converted.rows(), converted.rejections.count), (1, 4));
+    let converted = convert(request).unwrap();
+    assert_eq!((converted.rows(), converted.rejections.count), (1, 5));
     let message = converted.rejections.error_message();
     assert!(message.contains("aggregation_temporality 7"), "{message}");
     assert!(
@@ -280,6 +285,6 @@ fn unknown_enum_numbers_in_json_are_rejected_per_record() {
         {"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","kind":"SPAN_KIND_CLIENT","status":{"code":"STATUS_CODE_ERROR"}}
     ]}]}]}"#;
     let request = decode(Signal::Traces, Format::Json, body).unwrap();
-    let converted = convert(&request).unwrap();
+    let converted = convert(request).unwrap();
     assert_eq!((converted.rows(), converted.rejections.count), (1, 1));
 }

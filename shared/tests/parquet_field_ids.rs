@@ -53,7 +53,7 @@ fn parquet_field_ids_equal_iceberg_field_ids() {
             ..Default::default()
         })
         .next_request(signal);
-        for (table, batch) in convert(&request).unwrap().batches {
+        for (table, batch) in convert(request).unwrap().batches {
             let (bytes, _) = support::parquet_round_trip(table, &batch);
             let options = ReadOptionsBuilder::new().with_page_index().build();
             let reader = SerializedFileReader::new_with_options(bytes, options).unwrap();

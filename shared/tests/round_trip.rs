@@ -66,7 +66,7 @@ fn check(request: &ExportRequest) {
                 DecodeLimits::default(),
             )
             .unwrap_or_else(|e| panic!("{format:?}/{compression:?}: {e}"));
-            let converted = convert(&decoded).unwrap();
+            let converted = convert(decoded).unwrap();
             assert_eq!(converted.rejections.count, 0, "{:?}", converted.rejections);
             let tables: Vec<Table> = converted.batches.iter().map(|(t, _)| *t).collect();
             assert_eq!(

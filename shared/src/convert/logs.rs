@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int32Builder, Int64Builder, RecordBatch, StringBuilder};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs};
 
 use super::builders::{
     AttributesBuilder, ResourceContext, ResourceScopeColumns, ScopeContext, micros,
@@ -18,7 +18,7 @@ use crate::{Result, Table};
 const MAX_SEVERITY: i32 = 24;
 
 pub(super) fn convert(
-    request: &ExportLogsServiceRequest,
+    request: ExportLogsServiceRequest,
     rejections: &mut Rejections,
 ) -> Result<Vec<(Table, RecordBatch)>> {
     let rows: usize = request
@@ -42,10 +42,16 @@ pub(super) fn convert(
     let mut scratch = String::new();
     let mut id_buf = [0u8; 32];
 
-    for (ri, resource_logs) in request.resource_logs.iter().enumerate() {
-        let resource =
-            ResourceContext::new(resource_logs.resource.as_ref(), &resource_logs.schema_url);
-        for (si, scope_logs) in resource_logs.scope_logs.iter().enumerate() {
+    // The request is consumed scope by scope, so that its memory is freed while the
+    // Arrow columns grow: peak memory stays near the larger of the two, not their sum.
+    for (ri, resource_logs) in request.resource_logs.into_iter().enumerate() {
+        let ResourceLogs {
+            resource,
+            scope_logs,
+            schema_url,
+        } = resource_logs;
+        let resource = ResourceContext::new(resource.as_ref(), &schema_url);
+        for (si, scope_logs) in scope_logs.into_iter().enumerate() {
             let scope = ScopeContext::new(scope_logs.scope.as_ref(), &scope_logs.schema_url);
             for (li, record) in scope_logs.log_records.iter().enumerate() {
                 if let Err(reason) = validate(record) {

@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
     Exemplar, ExponentialHistogramDataPoint, HistogramDataPoint, Metric, NumberDataPoint,
-    SummaryDataPoint, exemplar, metric::Data, number_data_point,
+    ResourceMetrics, SummaryDataPoint, exemplar, metric::Data, number_data_point,
 };
 
 use super::builders::{
@@ -299,6 +299,8 @@ impl HistogramTable {
                 p.explicit_bounds.len()
             ));
         }
+        check_counts("count", [&p.count])?;
+        check_counts("bucket count", &p.bucket_counts)?;
         ExemplarColumns::validate(&p.exemplars)
     }
 
@@ -374,6 +376,14 @@ impl ExponentialHistogramTable {
             temporality: Int32Builder::new(),
             exemplars: ExemplarColumns::new(),
         }
+    }
+
+    fn validate(p: &ExponentialHistogramDataPoint) -> Result<(), String> {
+        check_counts("count", [&p.count, &p.zero_count])?;
+        for buckets in [&p.positive, &p.negative].into_iter().flatten() {
+            check_counts("bucket count", &buckets.bucket_counts)?;
+        }
+        ExemplarColumns::validate(&p.exemplars)
     }
 
     fn append(&mut self, metric: &Metric, p: &ExponentialHistogramDataPoint, temporality: i32) {
@@ -495,6 +505,15 @@ impl SummaryTable {
     }
 }
 
+/// Unsigned 64-bit counts are stored as Iceberg `long`; one above `i64::MAX` would
+/// wrap to a negative number, so its data point is rejected instead.
+fn check_counts<'a>(what: &str, counts: impl IntoIterator<Item = &'a u64>) -> Result<(), String> {
+    match counts.into_iter().find(|&&c| c > i64::MAX as u64) {
+        Some(c) => Err(format!("{what} {c} does not fit a signed 64-bit long")),
+        None => Ok(()),
+    }
+}
+
 fn check_temporality(temporality: i32) -> Result<(), String> {
     if (0..=2).contains(&temporality) {
         Ok(())
@@ -506,7 +525,7 @@ fn check_temporality(temporality: i32) -> Result<(), String> {
 }
 
 pub(super) fn convert(
-    request: &ExportMetricsServiceRequest,
+    request: ExportMetricsServiceRequest,
     rejections: &mut Rejections,
 ) -> Result<Vec<(Table, RecordBatch)>> {
     let mut gauge = NumberTable::new(Table::MetricsGauge);
@@ -515,12 +534,15 @@ pub(super) fn convert(
     let mut exponential = ExponentialHistogramTable::new();
     let mut summary = SummaryTable::new();
 
-    for (ri, resource_metrics) in request.resource_metrics.iter().enumerate() {
-        let resource = ResourceContext::new(
-            resource_metrics.resource.as_ref(),
-            &resource_metrics.schema_url,
-        );
-        for (si, scope_metrics) in resource_metrics.scope_metrics.iter().enumerate() {
+    // Consumed scope by scope, as in `logs::convert`, to keep peak memory down.
+    for (ri, resource_metrics) in request.resource_metrics.into_iter().enumerate() {
+        let ResourceMetrics {
+            resource,
+            scope_metrics,
+            schema_url,
+        } = resource_metrics;
+        let resource = ResourceContext::new(resource.as_ref(), &schema_url);
+        for (si, scope_metrics) in scope_metrics.into_iter().enumerate() {
             let scope = ScopeContext::new(scope_metrics.scope.as_ref(), &scope_metrics.schema_url);
             for (mi, metric) in scope_metrics.metrics.iter().enumerate() {
                 let mut reject = |pi: usize, reason: String| {
@@ -576,7 +598,7 @@ pub(super) fn convert(
                     Some(Data::ExponentialHistogram(h)) => {
                         for (pi, p) in h.data_points.iter().enumerate() {
                             let valid = check_temporality(h.aggregation_temporality)
-                                .and_then(|()| ExemplarColumns::validate(&p.exemplars));
+                                .and_then(|()| ExponentialHistogramTable::validate(p));
                             match valid {
                                 Ok(()) => {
                                     exponential.append(metric, p, h.aggregation_temporality);
@@ -587,9 +609,14 @@ pub(super) fn convert(
                         }
                     }
                     Some(Data::Summary(s)) => {
-                        for p in &s.data_points {
-                            summary.append(metric, p);
-                            summary.frame.common.append(&resource, &scope);
+                        for (pi, p) in s.data_points.iter().enumerate() {
+                            match check_counts("count", [&p.count]) {
+                                Ok(()) => {
+                                    summary.append(metric, p);
+                                    summary.frame.common.append(&resource, &scope);
+                                }
+                                Err(reason) => reject(pi, reason),
+                            }
                         }
                     }
                     // A metric without data carries no data point to store or to count.

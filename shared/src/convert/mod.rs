@@ -78,7 +78,11 @@ impl Converted {
 }
 
 /// Converts a decoded request into record batches in the tables' Arrow schemas.
-pub fn convert(request: &ExportRequest) -> Result<Converted> {
+///
+/// Takes the request by value and frees it part by part while converting: a
+/// decoded request is several times the size of its wire form, and holding it
+/// whole next to the finished columns would double the peak.
+pub fn convert(request: ExportRequest) -> Result<Converted> {
     let mut rejections = Rejections::default();
     let batches = match request {
         ExportRequest::Logs(r) => logs::convert(r, &mut rejections)?,

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringBuilder};
 use arrow::error::ArrowError;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 
 use super::builders::{
     AttributesBuilder, ListOffsets, ResourceContext, ResourceScopeColumns, ScopeContext, micros,
@@ -79,7 +79,7 @@ fn duration(span: &Span) -> i64 {
 }
 
 pub(super) fn convert(
-    request: &ExportTraceServiceRequest,
+    request: ExportTraceServiceRequest,
     rejections: &mut Rejections,
 ) -> Result<Vec<(Table, RecordBatch)>> {
     let rows: usize = request
@@ -119,10 +119,15 @@ pub(super) fn convert(
     let (mut event_count, mut link_count) = (0usize, 0usize);
     let mut buf = [0u8; 32];
 
-    for (ri, resource_spans) in request.resource_spans.iter().enumerate() {
-        let resource =
-            ResourceContext::new(resource_spans.resource.as_ref(), &resource_spans.schema_url);
-        for (si, scope_spans) in resource_spans.scope_spans.iter().enumerate() {
+    // Consumed scope by scope, as in `logs::convert`, to keep peak memory down.
+    for (ri, resource_spans) in request.resource_spans.into_iter().enumerate() {
+        let ResourceSpans {
+            resource,
+            scope_spans,
+            schema_url,
+        } = resource_spans;
+        let resource = ResourceContext::new(resource.as_ref(), &schema_url);
+        for (si, scope_spans) in scope_spans.into_iter().enumerate() {
             let scope = ScopeContext::new(scope_spans.scope.as_ref(), &scope_spans.schema_url);
             for (pi, span) in scope_spans.spans.iter().enumerate() {
                 let (kind_str, status_str) = match validate(span) {

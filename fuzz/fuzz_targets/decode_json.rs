@@ -1,0 +1,16 @@
+//! Any bytes, decoded as OTLP json of every signal: an error or a request that
+//! converts, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use otlp2parquet_shared::Signal;
+use otlp2parquet_shared::convert::convert;
+use otlp2parquet_shared::otlp::{Format, decode_body};
+
+fuzz_target!(|data: &[u8]| {
+    for signal in Signal::ALL {
+        if let Ok(request) = decode_body(signal, Format::Json, data) {
+            convert(&request).expect("a decoded request always converts");
+        }
+    }
+});

@@ -1,0 +1,96 @@
+//! Peak heap while converting one ~10 MiB protobuf export request to Parquet.
+//!
+//! A counting global allocator records the high-water mark of live heap bytes.
+//! The request body is allocated before measuring starts; the figure reported is
+//! the peak above that baseline (decoded structs + Arrow arrays + Parquet buffers
+//! + the finished file), divided by the body's size. Target: ≤ 4×.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use otlp2parquet_shared::Signal;
+use otlp2parquet_shared::convert::convert;
+use otlp2parquet_shared::generate::{Generator, GeneratorConfig};
+use otlp2parquet_shared::otlp::{self, Compression, DecodeLimits, Format};
+use otlp2parquet_shared::parquet::ParquetWriterBuilder;
+use otlp2parquet_shared::schema::TableDefinition;
+
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const TARGET_BYTES: usize = 10 * 1024 * 1024;
+
+fn main() {
+    // `cargo bench` passes `--bench`; ignore arguments.
+    println!("| signal | format | request | records | peak heap above the body | ratio |");
+    println!("|---|---|---|---|---|---|");
+    for signal in Signal::ALL {
+        for format in [Format::Protobuf, Format::Json] {
+            let probe = Generator::new(GeneratorConfig::default()).next_request(signal);
+            let per_record = match format {
+                Format::Protobuf => probe.encode_protobuf().len(),
+                Format::Json => probe.encode_json().len(),
+            } / probe.item_count();
+            let request = Generator::new(GeneratorConfig {
+                records_per_request: TARGET_BYTES / per_record,
+                ..Default::default()
+            })
+            .next_request(signal);
+            let body = match format {
+                Format::Protobuf => request.encode_protobuf(),
+                Format::Json => request.encode_json(),
+            };
+            drop((probe, request));
+
+            let baseline = LIVE.load(Ordering::Relaxed);
+            PEAK.store(baseline, Ordering::Relaxed);
+            let decoded = otlp::decode(
+                signal,
+                format,
+                Compression::None,
+                &body,
+                DecodeLimits::default(),
+            )
+            .unwrap();
+            let records = decoded.item_count();
+            let converted = convert(decoded).unwrap();
+            let mut files = Vec::new();
+            for (table, batch) in &converted.batches {
+                let schema = TableDefinition::get(*table).arrow_schema.clone();
+                files.push(
+                    ParquetWriterBuilder::new()
+                        .write(schema, std::slice::from_ref(batch), Vec::new())
+                        .unwrap(),
+                );
+            }
+            let peak = PEAK.load(Ordering::Relaxed) - baseline;
+            drop((converted, files));
+            println!(
+                "| {signal} | {format:?} | {:.1} MiB | {records} | {:.1} MiB | {:.2}× |",
+                body.len() as f64 / 1048576.0,
+                peak as f64 / 1048576.0,
+                peak as f64 / body.len() as f64
+            );
+        }
+    }
+}
