@@ -32,6 +32,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Print the table schemas: columns, Iceberg types and field ids.
     Schema(SchemaArgs),
+    /// List the Iceberg tables of a warehouse: snapshots, rows, files, metadata location.
+    Tables(TablesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -45,9 +47,21 @@ pub struct ConvertArgs {
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Directory to write `<table>.parquet` files into (created if missing;
-    /// existing files of the same name are replaced).
-    #[arg(long)]
-    pub out: PathBuf,
+    /// existing files of the same name are replaced). Plain Parquet mode.
+    #[arg(
+        long,
+        required_unless_present = "warehouse",
+        conflicts_with = "warehouse"
+    )]
+    pub out: Option<PathBuf>,
+    /// Iceberg mode: write into the tables of the embedded catalog in this
+    /// warehouse directory (SQLite `catalog.db` beside the table data), creating
+    /// them on first use, and commit one snapshot per table.
+    #[arg(long, env = "OTLP2PARQUET_ICEBERG_WAREHOUSE")]
+    pub warehouse: Option<PathBuf>,
+    /// Iceberg namespace of the tables.
+    #[arg(long, default_value = "otel", env = "OTLP2PARQUET_ICEBERG_NAMESPACE")]
+    pub namespace: String,
     /// Largest accepted size of one request after decompression, in bytes.
     #[arg(long, default_value_t = otlp2parquet_shared::otlp::DEFAULT_MAX_DECODED_BYTES)]
     pub max_decoded_bytes: usize,
@@ -96,6 +110,20 @@ pub struct GenerateArgs {
     /// Several `pb`/`json` requests: a directory that receives `<signal>-<n>.<ext>`.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct TablesArgs {
+    /// Warehouse directory of the embedded catalog.
+    #[arg(
+        long,
+        env = "OTLP2PARQUET_ICEBERG_WAREHOUSE",
+        default_value = "otlp2parquet-data"
+    )]
+    pub warehouse: PathBuf,
+    /// Iceberg namespace of the tables.
+    #[arg(long, default_value = "otel", env = "OTLP2PARQUET_ICEBERG_NAMESPACE")]
+    pub namespace: String,
 }
 
 #[derive(Debug, Args)]

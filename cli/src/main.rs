@@ -8,6 +8,7 @@ mod convert;
 mod flags;
 mod generate;
 mod input;
+mod tables;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Convert(args) => convert::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Tables(args) => tables::run(args),
         Command::Schema(args) => {
             if args.markdown {
                 print!("{}", otlp2parquet_shared::schema::markdown());

@@ -12,9 +12,12 @@
 //!   partition specs and sort orders; the Arrow schemas are derived from them so that
 //!   every Parquet column carries the Iceberg field id readers map columns by.
 //! - [`parquet`] writes record batches as Parquet files with the project's settings.
+//! - [`catalog`] creates the tables in an Iceberg catalog, describes written files
+//!   for it, and appends them exactly once.
 //! - [`generate`] produces deterministic synthetic OTLP traffic for tests and benchmarks.
 #![deny(missing_docs)]
 
+pub mod catalog;
 pub mod convert;
 mod error;
 pub mod generate;

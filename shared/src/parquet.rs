@@ -13,6 +13,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::ParquetMetaData;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
@@ -91,12 +92,13 @@ impl ParquetWriterBuilder {
 
     /// Writes `batches` to `path` atomically: into a temporary file beside it, fsync'd,
     /// then renamed, so a crash or an error never leaves a partial file at `path`.
+    /// Returns the file's footer metadata and its size in bytes.
     pub fn write_file(
         &self,
         schema: SchemaRef,
         batches: &[RecordBatch],
         path: &Path,
-    ) -> Result<()> {
+    ) -> Result<(ParquetMetaData, u64)> {
         let tmp = temporary_path(path);
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -104,9 +106,16 @@ impl ParquetWriterBuilder {
         };
         let result = (|| {
             let file = File::create(&tmp).map_err(io(&tmp))?;
-            let file = self.write(schema, batches, file)?;
+            let mut writer = ArrowWriter::try_new(file, schema, Some(self.properties()?))?;
+            for batch in batches {
+                writer.write(batch)?;
+            }
+            let metadata = writer.finish()?;
+            let file = writer.inner();
             file.sync_all().map_err(io(&tmp))?;
-            std::fs::rename(&tmp, path).map_err(io(path))
+            let size = file.metadata().map_err(io(&tmp))?.len();
+            std::fs::rename(&tmp, path).map_err(io(path))?;
+            Ok((metadata, size))
         })();
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);

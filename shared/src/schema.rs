@@ -6,18 +6,25 @@
 //! written from these batches maps onto the Iceberg table by id rather than by name.
 //!
 //! Column names follow the OpenTelemetry Collector's ClickHouse exporter so that
-//! queries written for that schema carry over. Field ids are stable: top-level
-//! column number `n` (counting from 1 in the order listed) has id `n`, and the fields
-//! nested inside it have ids `n * 100 + 1`, `n * 100 + 2`, … — first the column's
-//! direct children in order, then, depth first, their own children. A new column is
-//! only ever appended, so no id ever changes meaning.
+//! queries written for that schema carry over.
+//!
+//! Field ids are the ones an Iceberg catalog assigns when it creates the table: a
+//! catalog re-numbers the fields of a new table whatever ids the request carried
+//! (Iceberg's "fresh ids": the fields of a struct get consecutive ids, then the
+//! fields nested in each of them, in order). Deriving our ids through the same
+//! assignment (`TableMetadataBuilder::new`) makes the ids in every Parquet file we
+//! write equal to those of the tables we create, before and after creation. Columns
+//! are only ever appended; an existing table keeps the ids it was created with.
 
 use std::sync::{Arc, OnceLock};
 
 use arrow::datatypes::SchemaRef as ArrowSchemaRef;
+use std::collections::HashMap;
+
 use iceberg::spec::{
-    ListType, MapType, NestedField, NullOrder, PartitionSpec, PrimitiveType, Schema, SortDirection,
-    SortField, SortOrder, StructType, Transform, Type,
+    FormatVersion, ListType, MapType, NestedField, NullOrder, PartitionSpec, PrimitiveType, Schema,
+    SortDirection, SortField, SortOrder, StructType, TableMetadataBuilder, Transform, Type,
+    UnboundPartitionSpec,
 };
 
 use crate::{Result, Table};
@@ -359,7 +366,8 @@ pub fn sort_columns(table: Table) -> Vec<&'static str> {
     }
 }
 
-/// Hands out field ids by the rule in the module docs.
+/// Hands out provisional field ids; the catalog's assignment replaces them (see
+/// the module docs), they only need to be unique.
 struct IdAllocator {
     next: i32,
 }
@@ -431,20 +439,33 @@ pub struct TableDefinition {
 
 impl TableDefinition {
     fn build(table: Table) -> Result<Self> {
-        let fields = columns(table)
+        let mut ids = IdAllocator { next: 1 };
+        let columns = columns(table);
+        let top_level: Vec<i32> = columns.iter().map(|_| ids.take()).collect();
+        let fields = columns
             .iter()
-            .enumerate()
-            .map(|(i, column)| {
-                let id = i as i32 + 1;
-                let mut ids = IdAllocator { next: id * 100 + 1 };
-                nested_field(id, column, &mut ids).into()
-            })
+            .zip(top_level)
+            .map(|(column, id)| nested_field(id, column, &mut ids).into())
             .collect::<Vec<_>>();
+        let provisional = Schema::builder()
+            .with_schema_id(0)
+            .with_fields(fields)
+            .build()?;
+        // Number the fields exactly as a catalog will when it creates the table.
         let schema = Arc::new(
-            Schema::builder()
-                .with_schema_id(0)
-                .with_fields(fields)
-                .build()?,
+            TableMetadataBuilder::new(
+                provisional,
+                UnboundPartitionSpec::builder().build(),
+                SortOrder::unsorted_order(),
+                "memory://otlp2parquet".to_string(),
+                FormatVersion::V2,
+                HashMap::new(),
+            )?
+            .build()?
+            .metadata
+            .current_schema()
+            .as_ref()
+            .clone(),
         );
         let time = time_column(table);
         let partition_spec = PartitionSpec::builder(schema.clone())
@@ -574,19 +595,20 @@ mod tests {
     }
 
     #[test]
-    fn field_ids_follow_the_documented_rule() {
+    fn field_ids_are_the_ones_a_catalog_assigns() {
         let def = TableDefinition::get(Table::Traces);
-        let events = def.schema.field_by_name("Events").unwrap();
-        assert_eq!(events.id, 14);
-        // list element, then the struct's four fields, then the attribute map's key/value.
-        assert_eq!(def.schema.field_by_id(1401).unwrap().name, "element");
-        assert_eq!(def.schema.field_by_id(1402).unwrap().name, "Timestamp");
-        assert_eq!(
-            def.schema.field_by_id(1405).unwrap().name,
-            "DroppedAttributesCount"
-        );
-        assert_eq!(def.schema.field_by_id(1406).unwrap().name, "key");
-        assert_eq!(def.schema.field_by_id(1407).unwrap().name, "value");
+        let n = def.schema.as_struct().fields().len() as i32;
+        // Top-level columns first, in order ...
+        assert_eq!(def.schema.field_by_name("Timestamp").unwrap().id, 1);
+        assert_eq!(def.schema.field_by_name("ScopeSchemaUrl").unwrap().id, n);
+        // ... then nested fields: SpanAttributes' key and value come right after.
+        assert_eq!(def.schema.field_by_id(n + 1).unwrap().name, "key");
+        assert_eq!(def.schema.field_by_id(n + 2).unwrap().name, "value");
+        let max = def.schema.highest_field_id();
+        let all: std::collections::BTreeSet<i32> = (1..=max)
+            .filter(|id| def.schema.field_by_id(*id).is_some())
+            .collect();
+        assert_eq!(all.len() as i32, max, "ids are dense");
     }
 
     #[test]
