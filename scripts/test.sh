@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project: formatting, lints, the Rust test
-# suite, and the tests that read our Parquet files with PyArrow and DuckDB.
+# suite, and the Python tests: our files and tables read by PyArrow, DuckDB and
+# PyIceberg, and `otlp2parquet serve` fed by the OpenTelemetry SDK.
 # Installs what it needs (a project-local Python virtualenv, cargo-nextest if
 # absent) and needs nothing done by hand.
 set -euo pipefail
@@ -39,5 +40,5 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
-step "Reader tests (PyArrow, DuckDB)"
+step "Python tests: PyArrow, DuckDB and PyIceberg read our files and tables; serve end to end with the OpenTelemetry SDK"
 OTLP2PARQUET_BIN="$CARGO_TARGET_DIR/debug/otlp2parquet" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/readers

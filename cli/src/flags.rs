@@ -30,6 +30,13 @@ pub enum Command {
         after_help = "Example:\n  otlp2parquet generate --signal traces --records 1000 --out traces.pb"
     )]
     Generate(GenerateArgs),
+    /// Run the pipeline in one process: OTLP/HTTP in, Iceberg tables out.
+    ///
+    /// Listens for OTLP/HTTP (protobuf or JSON, optionally gzip) on /v1/logs,
+    /// /v1/traces and /v1/metrics, writes each request durably as raw Parquet into
+    /// the warehouse before answering, and commits the files to Iceberg tables in
+    /// the embedded SQLite catalog every flush interval and on shutdown.
+    Serve(ServeArgs),
     /// Print the table schemas: columns, Iceberg types and field ids.
     Schema(SchemaArgs),
     /// List the Iceberg tables of a warehouse: snapshots, rows, files, metadata location.
@@ -110,6 +117,34 @@ pub struct GenerateArgs {
     /// Several `pb`/`json` requests: a directory that receives `<signal>-<n>.<ext>`.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (OTLP/HTTP's default port is 4318).
+    #[arg(long, default_value = "127.0.0.1:4318", env = "OTLP2PARQUET_LISTEN")]
+    pub listen: std::net::SocketAddr,
+    /// Warehouse directory: table data, catalog.db (Iceberg catalog) and queues.db.
+    #[arg(
+        long,
+        default_value = "otlp2parquet-data",
+        env = "OTLP2PARQUET_ICEBERG_WAREHOUSE"
+    )]
+    pub warehouse: PathBuf,
+    /// Iceberg namespace of the tables.
+    #[arg(long, default_value = "otel", env = "OTLP2PARQUET_ICEBERG_NAMESPACE")]
+    pub namespace: String,
+    /// Seconds between commits to the catalog (data is durable before that; it
+    /// becomes visible to queries at the next commit).
+    #[arg(
+        long = "flush-interval",
+        default_value_t = 10.0,
+        env = "OTLP2PARQUET_FLUSH_INTERVAL_SECS"
+    )]
+    pub flush_interval_secs: f64,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    pub max_body_bytes: usize,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ mod convert;
 mod flags;
 mod generate;
 mod input;
+mod serve;
 mod tables;
 
 use std::process::ExitCode;
@@ -40,6 +41,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Convert(args) => convert::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Tables(args) => tables::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Schema(args) => {
             if args.markdown {
                 print!("{}", otlp2parquet_shared::schema::markdown());

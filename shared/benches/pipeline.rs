@@ -91,9 +91,45 @@ fn pipeline(c: &mut Criterion) {
     }
 }
 
+/// The same protobuf path with 10,000-record requests: how far a larger file
+/// amortizes the per-file and per-column cost of Parquet (see the README).
+fn larger_batches(c: &mut Criterion) {
+    let writer = ParquetWriterBuilder::new();
+    let mut group = c.benchmark_group("batch_10k");
+    for signal in Signal::ALL {
+        let request = Generator::new(GeneratorConfig {
+            records_per_request: 10_000,
+            ..Default::default()
+        })
+        .next_request(signal);
+        group.throughput(Throughput::Elements(request.item_count() as u64));
+        let protobuf = request.encode_protobuf();
+        group.bench_function(BenchmarkId::new("decode_only", signal.as_str()), |b| {
+            b.iter(|| decode_only(signal, &protobuf))
+        });
+        group.bench_function(
+            BenchmarkId::new("protobuf_to_parquet", signal.as_str()),
+            |b| {
+                b.iter(|| {
+                    let request = otlp::decode(
+                        signal,
+                        Format::Protobuf,
+                        Compression::None,
+                        &protobuf,
+                        DecodeLimits::default(),
+                    )
+                    .unwrap();
+                    to_parquet(request, &writer)
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(4));
-    targets = pipeline
+    targets = pipeline, larger_batches
 }
 criterion_main!(benches);

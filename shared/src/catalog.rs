@@ -382,6 +382,17 @@ pub async fn append_once(
     files: Vec<DataFile>,
     commit_id: Uuid,
 ) -> Result<AppendOutcome> {
+    append_once_with(catalog, ident, files, commit_id, HashMap::new()).await
+}
+
+/// [`append_once`], with extra snapshot summary properties.
+pub async fn append_once_with(
+    catalog: &dyn Catalog,
+    ident: &TableIdent,
+    files: Vec<DataFile>,
+    commit_id: Uuid,
+    mut properties: HashMap<String, String>,
+) -> Result<AppendOutcome> {
     let id = commit_id.to_string();
     let table = catalog.load_table(ident).await?;
     if let Some(snapshot_id) = find_commit(&table, &id) {
@@ -391,10 +402,10 @@ pub async fn append_once(
     let append = tx
         .fast_append()
         .set_commit_uuid(commit_id)
-        .set_snapshot_properties(HashMap::from([(
-            COMMIT_ID_PROPERTY.to_string(),
-            id.clone(),
-        )]))
+        .set_snapshot_properties({
+            properties.insert(COMMIT_ID_PROPERTY.to_string(), id.clone());
+            properties
+        })
         .add_data_files(files);
     let tx = append.apply(tx)?;
     match tx.commit(catalog).await {

@@ -14,15 +14,22 @@
 //! - [`parquet`] writes record batches as Parquet files with the project's settings.
 //! - [`catalog`] creates the tables in an Iceberg catalog, describes written files
 //!   for it, and appends them exactly once.
+//! - [`ports`] are the small traits (queue, …) the pipeline stages run over, and
+//!   [`local`] their implementations for the embedded single-process mode.
 //! - [`generate`] produces deterministic synthetic OTLP traffic for tests and benchmarks.
 #![deny(missing_docs)]
 
 pub mod catalog;
+pub mod commit;
 pub mod convert;
 mod error;
 pub mod generate;
+pub mod http;
+pub mod ingest;
+pub mod local;
 pub mod otlp;
 pub mod parquet;
+pub mod ports;
 pub mod schema;
 mod signal;
 

@@ -1,0 +1,211 @@
+//! The commit stage: "file ready" messages in, one Iceberg append per table out.
+//!
+//! Exactly one committer runs at a time. It drains a batch of messages, groups
+//! them by table and appends each group in one fast-append snapshot. Messages are
+//! deleted only after their snapshot is committed, so a crash in between makes
+//! them come back — possibly in another grouping. To never add a file twice, each
+//! snapshot records the ids of the messages it consumed (as Iceberg's Flink and
+//! Kafka Connect sinks record theirs); messages found in the table's recent
+//! snapshots are deleted without being committed again.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use bytes::Bytes;
+use iceberg::{Catalog, NamespaceIdent, TableIdent};
+use parquet::file::metadata::ParquetMetaDataReader;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::catalog::{AppendOutcome, append_once_with, data_file, ensure_table};
+use crate::ingest::RawFileWritten;
+use crate::ports::{ObjectStore, Queue, ReceivedMessage};
+use crate::{Error, Table};
+
+/// Snapshot summary property listing the queue message ids a snapshot consumed.
+pub const MESSAGE_IDS_PROPERTY: &str = "otlp2parquet.message-ids";
+
+/// How many recent snapshots are searched for already committed message ids.
+/// Redeliveries come within minutes; this covers far more commits than that.
+const SNAPSHOTS_SEARCHED: usize = 500;
+
+/// Settings of the commit stage.
+#[derive(Debug, Clone)]
+pub struct CommitConfig {
+    /// Most messages taken in one batch.
+    pub max_messages: usize,
+    /// How long received messages stay hidden; must exceed one batch's work.
+    pub visibility: Duration,
+    /// Namespace of the tables.
+    pub namespace: String,
+}
+
+impl Default for CommitConfig {
+    fn default() -> Self {
+        CommitConfig {
+            max_messages: 1000,
+            visibility: Duration::from_secs(300),
+            namespace: crate::catalog::DEFAULT_NAMESPACE.to_string(),
+        }
+    }
+}
+
+/// What one batch did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CommitOutcome {
+    /// Messages received.
+    pub received: usize,
+    /// Files appended.
+    pub files: usize,
+    /// Rows appended.
+    pub rows: u64,
+    /// Messages whose files an earlier snapshot already holds.
+    pub already_committed: usize,
+    /// Messages that could not be handled and stay in the queue (they reach the
+    /// dead-letter queue after the queue's maximum number of receives).
+    pub failed: usize,
+}
+
+/// Errors of the commit stage.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommitError {
+    /// The queue failed.
+    #[error(transparent)]
+    Queue(#[from] crate::ports::QueueError),
+}
+
+fn committed_message_ids(table: &iceberg::table::Table) -> HashSet<String> {
+    let mut snapshots: Vec<_> = table.metadata().snapshots().collect();
+    snapshots.sort_by_key(|s| std::cmp::Reverse(s.timestamp_ms()));
+    snapshots
+        .into_iter()
+        .take(SNAPSHOTS_SEARCHED)
+        .filter_map(|s| s.summary().additional_properties.get(MESSAGE_IDS_PROPERTY))
+        .flat_map(|ids| ids.split(',').map(str::to_string).collect::<Vec<_>>())
+        .collect()
+}
+
+/// A commit id that is the same whenever the same messages are committed together.
+fn commit_id(messages: &[&ReceivedMessage]) -> Uuid {
+    let mut ids: Vec<&str> = messages.iter().map(|m| m.id.as_str()).collect();
+    ids.sort_unstable();
+    Uuid::new_v5(&Uuid::NAMESPACE_OID, ids.join(",").as_bytes())
+}
+
+async fn describe(
+    store: &dyn ObjectStore,
+    table: Table,
+    written: &RawFileWritten,
+) -> Result<iceberg::spec::DataFile, Error> {
+    let bytes: Bytes = store.get(&written.key).await.map_err(|e| Error::Io {
+        path: written.key.clone().into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let size = bytes.len() as u64;
+    let metadata = ParquetMetaDataReader::new().parse_and_finish(&bytes)?;
+    data_file(table, store.uri(&written.key), size, &metadata)
+}
+
+/// Drains one batch of messages from `queue` into the catalog; see the module docs.
+pub async fn commit_batch(
+    queue: &dyn Queue,
+    catalog: &dyn Catalog,
+    store: &dyn ObjectStore,
+    config: &CommitConfig,
+) -> Result<CommitOutcome, CommitError> {
+    let messages = queue
+        .receive(config.max_messages, config.visibility)
+        .await?;
+    let mut outcome = CommitOutcome {
+        received: messages.len(),
+        ..Default::default()
+    };
+    let mut by_table: BTreeMap<Table, Vec<(&ReceivedMessage, RawFileWritten)>> = BTreeMap::new();
+    for message in &messages {
+        let parsed = serde_json::from_slice::<RawFileWritten>(&message.body)
+            .ok()
+            .and_then(|w| {
+                let table = Table::ALL.into_iter().find(|t| t.name() == w.table)?;
+                Some((table, w))
+            });
+        match parsed {
+            Some((table, written)) => by_table.entry(table).or_default().push((message, written)),
+            None => {
+                warn!(message = %message.id, receive_count = message.receive_count, "unreadable file message left for the dead-letter queue");
+                outcome.failed += 1;
+            }
+        }
+    }
+    let namespace = NamespaceIdent::new(config.namespace.clone());
+    for (table, entries) in by_table {
+        match commit_table(queue, catalog, store, &namespace, table, &entries).await {
+            Ok((files, rows, already)) => {
+                outcome.files += files;
+                outcome.rows += rows;
+                outcome.already_committed += already;
+            }
+            Err(e) => {
+                // Left in the queue: retried after the visibility timeout, and
+                // dead-lettered after the maximum number of receives.
+                warn!(%table, messages = entries.len(), error = %e, "commit failed; the messages will be retried");
+                outcome.failed += entries.len();
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+async fn commit_table(
+    queue: &dyn Queue,
+    catalog: &dyn Catalog,
+    store: &dyn ObjectStore,
+    namespace: &NamespaceIdent,
+    table: Table,
+    entries: &[(&ReceivedMessage, RawFileWritten)],
+) -> Result<(usize, u64, usize), Error> {
+    let iceberg_table = ensure_table(catalog, namespace, table).await?;
+    let done = committed_message_ids(&iceberg_table);
+    let (already, pending): (Vec<_>, Vec<_>) =
+        entries.iter().partition(|(m, _)| done.contains(&m.id));
+    for (message, _) in &already {
+        let _ = queue.delete(&message.receipt).await;
+    }
+    if pending.is_empty() {
+        return Ok((0, 0, already.len()));
+    }
+    let mut files = Vec::with_capacity(pending.len());
+    for (_, written) in &pending {
+        files.push(describe(store, table, written).await?);
+    }
+    let rows: u64 = files.iter().map(|f| f.record_count()).sum();
+    let messages: Vec<&ReceivedMessage> = pending.iter().map(|(m, _)| *m).collect();
+    let ids = messages
+        .iter()
+        .map(|m| m.id.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let ident = TableIdent::new(namespace.clone(), table.name().to_string());
+    let count = files.len();
+    let outcome = append_once_with(
+        catalog,
+        &ident,
+        files,
+        commit_id(&messages),
+        HashMap::from([(MESSAGE_IDS_PROPERTY.to_string(), ids)]),
+    )
+    .await?;
+    info!(%table, files = count, rows, ?outcome, "committed");
+    for message in &messages {
+        // A failed delete only means a redelivery, which the message ids absorb.
+        if let Err(e) = queue.delete(&message.receipt).await {
+            warn!(message = %message.id, error = %e, "could not delete a committed message");
+        }
+    }
+    let appended = matches!(outcome, AppendOutcome::Committed { .. });
+    Ok(if appended {
+        (count, rows, already.len())
+    } else {
+        (0, 0, already.len() + count)
+    })
+}

@@ -1,0 +1,45 @@
+//! Where files go: a flat key space of immutable objects, like S3.
+//!
+//! The stages only ever put whole objects, read them, and delete them, which is
+//! what S3 offers and what a local directory can offer durably. `put` returns once
+//! the object survives a crash (fsync'd locally; a completed PUT on S3): ingest
+//! acknowledges a client only after that.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// Errors of an object store backend.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ObjectStoreError {
+    /// The object does not exist.
+    #[error("object {key} not found")]
+    NotFound {
+        /// The key looked up.
+        key: String,
+    },
+    /// The backend failed (disk, network); the operation may succeed later.
+    #[error("object {key}: {message}")]
+    Backend {
+        /// The key involved.
+        key: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// An object store: see the module docs.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Writes `bytes` at `key` durably, replacing any object there.
+    async fn put(&self, key: &str, bytes: Bytes) -> Result<(), ObjectStoreError>;
+
+    /// Reads the whole object at `key`.
+    async fn get(&self, key: &str) -> Result<Bytes, ObjectStoreError>;
+
+    /// Deletes the object at `key`; deleting a missing object is not an error.
+    async fn delete(&self, key: &str) -> Result<(), ObjectStoreError>;
+
+    /// The URI readers use for `key` (`file:///…`, `s3://…`), as recorded in catalogs.
+    fn uri(&self, key: &str) -> String;
+}

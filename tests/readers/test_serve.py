@@ -1,0 +1,192 @@
+"""`otlp2parquet serve` end to end: real OTLP clients in, Iceberg tables out.
+
+Starts the real binary on a free loopback port, sends data with the OpenTelemetry
+Python SDK's OTLP/HTTP exporters (protobuf, also gzip) and with plain HTTP posts
+of generated payloads, then reads the tables back with PyIceberg and checks that
+every acknowledged record is there exactly once — also across a shutdown.
+"""
+
+import gzip
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+from pyiceberg.catalog.sql import SqlCatalog
+
+BIN = os.environ.get("OTLP2PARQUET_BIN", "otlp2parquet")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, warehouse, flush="0.5"):
+        self.port = free_port()
+        self.warehouse = warehouse
+        self.proc = subprocess.Popen(
+            [BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--warehouse", str(warehouse),
+             "--flush-interval", flush],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "RUST_LOG": "warn"})
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("server did not start: " + self.proc.stderr.read())
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def post(self, path, body, content_type, gz=False):
+        headers = {"Content-Type": content_type}
+        if gz:
+            body = gzip.compress(body)
+            headers["Content-Encoding"] = "gzip"
+        req = urllib.request.Request(self.url(path), data=body, headers=headers, method="POST")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read()
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        out, err = self.proc.communicate(timeout=60)
+        return self.proc.returncode, out, err
+
+
+def catalog(wh):
+    return SqlCatalog("otlp2parquet", uri=f"sqlite:///{wh}/catalog.db", warehouse=f"file://{wh}")
+
+
+def rows(wh, table):
+    cat = catalog(wh)
+    try:
+        return cat.load_table(f"otel.{table}").scan().to_arrow()
+    except Exception:  # table not created yet
+        return None
+
+
+def wait_for_rows(wh, table, expected, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = rows(wh, table)
+        if got is not None and got.num_rows >= expected:
+            return got
+        time.sleep(0.3)
+    got = rows(wh, table)
+    raise AssertionError(f"{table}: {0 if got is None else got.num_rows} rows, expected {expected}")
+
+
+def generate(tmp_path, signal_name, records, fmt):
+    out = tmp_path / f"{signal_name}.{fmt}"
+    subprocess.run([BIN, "generate", "--signal", signal_name, "--records", str(records),
+                    "--format", fmt, "--out", str(out)], check=True,
+                   env={**os.environ, "RUST_LOG": "warn"})
+    return out.read_bytes()
+
+
+def test_python_sdk_exporters(tmp_path):
+    from opentelemetry import metrics, trace
+    from opentelemetry._logs import SeverityNumber
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    wh = tmp_path / "wh"
+    server = Server(wh)
+    try:
+        resource = Resource.create({"service.name": "sdk-test"})
+        tracer_provider = TracerProvider(resource=resource)
+        tracer_provider.add_span_processor(BatchSpanProcessor(
+            OTLPSpanExporter(endpoint=server.url("/v1/traces"), compression=Compression.Gzip)))
+        tracer = tracer_provider.get_tracer("test")
+        for i in range(120):
+            with tracer.start_as_current_span(f"op-{i % 3}") as span:
+                span.set_attribute("i", i)
+                span.add_event("tick", {"n": i})
+        tracer_provider.shutdown()
+
+        logger_provider = LoggerProvider(resource=resource)
+        logger_provider.add_log_record_processor(BatchLogRecordProcessor(
+            OTLPLogExporter(endpoint=server.url("/v1/logs"))))
+        # Our own logger, not the root: the exporter's HTTP logs would loop.
+        logger = logging.getLogger("otlp2parquet-sdk-test")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        logger.addHandler(LoggingHandler(logger_provider=logger_provider))
+        for i in range(75):
+            logger.warning("record %d ünïcødé", i, extra={"request.id": f"r{i}"})
+        logger_provider.shutdown()
+
+        reader = PeriodicExportingMetricReader(
+            OTLPMetricExporter(endpoint=server.url("/v1/metrics")), export_interval_millis=60_000)
+        meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+        meter = meter_provider.get_meter("test")
+        counter = meter.create_counter("requests")
+        histogram = meter.create_histogram("latency", unit="ms")
+        for i in range(10):
+            counter.add(1, {"route": f"/r{i % 2}"})
+            histogram.record(i * 1.5, {"route": f"/r{i % 2}"})
+        meter_provider.shutdown()
+
+        spans = wait_for_rows(wh, "traces", 120)
+        assert spans.num_rows == 120
+        assert set(spans.column("ServiceName").to_pylist()) == {"sdk-test"}
+        assert sorted(set(spans.column("SpanName").to_pylist())) == ["op-0", "op-1", "op-2"]
+        assert all(len(e) == 1 for e in spans.column("Events").to_pylist())
+        logs = wait_for_rows(wh, "logs", 75)
+        assert logs.num_rows == 75
+        bodies = set(logs.column("Body").to_pylist())
+        assert "record 7 ünïcødé" in bodies and len(bodies) == 75
+        assert {dict(a).get("request.id") for a in logs.column("LogAttributes").to_pylist()} == {f"r{i}" for i in range(75)}
+        sums = wait_for_rows(wh, "metrics_sum", 2)
+        assert sorted(sums.column("IntValue").to_pylist()) == [5, 5]
+        hist = wait_for_rows(wh, "metrics_histogram", 2)
+        assert sum(hist.column("Count").to_pylist()) == 10
+    finally:
+        code, _, err = server.stop()
+    assert code == 0, err
+
+
+def test_generated_payloads_and_shutdown_flush(tmp_path):
+    wh = tmp_path / "wh"
+    # A long flush interval: only the shutdown commit can make these rows visible.
+    server = Server(wh, flush="3600")
+    try:
+        status, body = server.post("/v1/logs", generate(tmp_path, "logs", 400, "pb"), "application/x-protobuf", gz=True)
+        assert status == 200
+        status, body = server.post("/v1/traces", generate(tmp_path, "traces", 300, "json"), "application/json")
+        assert (status, body) == (200, b"{}")
+        status, _ = server.post("/v1/metrics", generate(tmp_path, "metrics", 500, "pb"), "application/x-protobuf")
+        assert status == 200
+        assert rows(wh, "logs") is None, "committed before the flush interval"
+    finally:
+        code, out, err = server.stop()
+    assert code == 0, err
+    assert "listening on" in out
+    assert rows(wh, "logs").num_rows == 400
+    assert rows(wh, "traces").num_rows == 300
+    metric_rows = sum(rows(wh, t).num_rows for t in (
+        "metrics_gauge", "metrics_sum", "metrics_histogram", "metrics_exponential_histogram", "metrics_summary"))
+    assert metric_rows == 500
+    listing = subprocess.run([BIN, "tables", "--warehouse", str(wh)], capture_output=True, text=True, check=True).stdout
+    assert "otel.logs" in listing and " 400 " in listing
