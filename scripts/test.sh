@@ -2,8 +2,8 @@
 # Runs every check and test of the project: formatting, lints, the Rust test
 # suite, and the Python tests: our files and tables read by PyArrow, DuckDB and
 # PyIceberg, and `otlp2parquet serve` fed by the OpenTelemetry SDK.
-# Installs what it needs (a project-local Python virtualenv, cargo-nextest if
-# absent) and needs nothing done by hand.
+# Installs what it needs (a project-local Python virtualenv) and needs nothing
+# done by hand; uses cargo-nextest when it is installed, cargo test otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD

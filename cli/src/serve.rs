@@ -16,6 +16,7 @@ use otlp2parquet_shared::commit::{CommitConfig, commit_batch};
 use otlp2parquet_shared::http::{ReceiverConfig, ReceiverState, router};
 use otlp2parquet_shared::local::{LocalFsStore, SqliteQueues};
 use otlp2parquet_shared::ports::Queue;
+use otlp2parquet_shared::telemetry::Telemetry;
 use tokio::sync::watch;
 use tracing::{error, info};
 
@@ -41,6 +42,7 @@ fn banner(addr: SocketAddr, warehouse: &Path, namespace: &str, flush: Duration) 
   warehouse   {wh}  (Iceberg tables {namespace}.logs, {namespace}.traces, {namespace}.metrics_*)
   catalog     SQLite {wh}/{CATALOG_FILE}, catalog name \"{CATALOG_NAME}\"
   commits     every {flush:?}, and on shutdown (Ctrl-C)
+  health      http://{addr}/health   counters: http://{addr}/metrics
 
 Send data:
   export OTEL_EXPORTER_OTLP_ENDPOINT=http://{addr} OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
@@ -86,6 +88,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let queue: Arc<dyn Queue> = Arc::new(queues.queue("raw-files", "raw-files-dlq", MAX_RECEIVES));
     let store = Arc::new(LocalFsStore::new(&warehouse));
 
+    let dead_letters: Arc<dyn Queue> = Arc::new(queues.dead_letter_queue("raw-files-dlq"));
+    let telemetry = Arc::new(Telemetry::default());
     let state = ReceiverState::new(
         store.clone(),
         queue.clone(),
@@ -94,7 +98,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             namespace: args.namespace.clone(),
             ..Default::default()
         },
-    );
+    )
+    .with_telemetry(telemetry.clone())
+    .with_dead_letter_queue(dead_letters);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| {
@@ -116,6 +122,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let committer = {
         let (queue, store, config) = (queue.clone(), store.clone(), commit_config.clone());
+        let telemetry = telemetry.clone();
         let mut stop = stop_rx.clone();
         let catalog = open_local_catalog(&warehouse).await?;
         tokio::spawn(async move {
@@ -124,7 +131,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     _ = tokio::time::sleep(flush) => {},
                     _ = stop.changed() => return,
                 }
-                drain(queue.as_ref(), &catalog, store.as_ref(), &config).await;
+                drain(
+                    queue.as_ref(),
+                    &catalog,
+                    store.as_ref(),
+                    &config,
+                    &telemetry,
+                )
+                .await;
             }
         })
     };
@@ -137,7 +151,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await?;
     let _ = committer.await;
     // Everything acknowledged is in the queue; commit it before exiting.
-    drain(queue.as_ref(), &catalog, store.as_ref(), &commit_config).await;
+    drain(
+        queue.as_ref(),
+        &catalog,
+        store.as_ref(),
+        &commit_config,
+        &telemetry,
+    )
+    .await;
     info!("stopped");
     Ok(())
 }
@@ -148,12 +169,16 @@ async fn drain(
     catalog: &dyn iceberg::Catalog,
     store: &dyn otlp2parquet_shared::ports::ObjectStore,
     config: &CommitConfig,
+    telemetry: &Telemetry,
 ) {
     loop {
         match commit_batch(queue, catalog, store, config).await {
-            Ok(outcome) if outcome.received == 0 => return,
-            Ok(outcome) if outcome.failed == outcome.received => return,
-            Ok(_) => {}
+            Ok(outcome) => {
+                telemetry.record_commit(outcome.files, outcome.rows, outcome.failed);
+                if outcome.received == 0 || outcome.failed == outcome.received {
+                    return;
+                }
+            }
             Err(e) => {
                 error!(error = %e, "commit batch failed");
                 return;

@@ -34,6 +34,7 @@ use crate::ingest::{IngestError, ingest};
 use crate::otlp::{self, Compression, DecodeLimits, Format};
 use crate::parquet::ParquetWriterBuilder;
 use crate::ports::{ObjectStore, Queue};
+use crate::telemetry::Telemetry;
 use crate::{Error, Signal};
 
 /// Limits and settings of the receiver.
@@ -71,6 +72,8 @@ pub struct ReceiverState {
     config: Arc<ReceiverConfig>,
     in_flight: Arc<Semaphore>,
     writer: ParquetWriterBuilder,
+    telemetry: Arc<Telemetry>,
+    dead_letters: Option<Arc<dyn Queue>>,
 }
 
 impl ReceiverState {
@@ -84,8 +87,48 @@ impl ReceiverState {
             in_flight: Arc::new(Semaphore::new(permits)),
             config: Arc::new(config),
             writer: ParquetWriterBuilder::new(),
+            telemetry: Arc::new(Telemetry::default()),
+            dead_letters: None,
         }
     }
+
+    /// Counts into `telemetry` (shared with the committer) instead of private counters.
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Self {
+        self.telemetry = telemetry;
+        self
+    }
+
+    /// Reports the depth of this dead-letter queue at `/metrics`.
+    pub fn with_dead_letter_queue(mut self, queue: Arc<dyn Queue>) -> Self {
+        self.dead_letters = Some(queue);
+        self
+    }
+}
+
+async fn metrics(State(state): State<ReceiverState>) -> Response {
+    let depth = state.queue.depth().await.unwrap_or(0);
+    let dead = match &state.dead_letters {
+        Some(q) => q.depth().await.unwrap_or(0),
+        None => 0,
+    };
+    let body = state.telemetry.render(&[
+        (
+            "otlp2parquet_queue_depth",
+            "Raw files waiting to be committed.",
+            depth,
+        ),
+        (
+            "otlp2parquet_dead_letter_queue_depth",
+            "Messages that failed too often; replay them after fixing the cause.",
+            dead,
+        ),
+    ]);
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
 }
 
 /// The OTLP/HTTP routes, plus `GET /health`.
@@ -101,6 +144,7 @@ pub fn router(state: ReceiverState) -> Router {
             post(|s, h, b| export(Signal::Metrics, s, h, b)),
         )
         .route("/health", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .fallback(|| async {
             status(
                 StatusCode::NOT_FOUND,
@@ -239,6 +283,18 @@ async fn export(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let telemetry = state.telemetry.clone();
+    let response = export_inner(signal, state, headers, body).await;
+    telemetry.record_response(response.status().as_u16());
+    response
+}
+
+async fn export_inner(
+    signal: Signal,
+    state: ReceiverState,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let Some(content_type) = header_str(&headers, header::CONTENT_TYPE) else {
         return status(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -334,6 +390,12 @@ async fn export(
     .await
     {
         Ok(outcome) => {
+            state.telemetry.record_ingest(
+                signal,
+                outcome.accepted,
+                outcome.rejections.count,
+                outcome.files.len(),
+            );
             tracing::debug!(%signal, accepted = outcome.accepted, rejected = outcome.rejections.count, files = outcome.files.len(), "ingested");
             success(signal, format, &outcome.rejections)
         }

@@ -32,6 +32,7 @@ pub mod parquet;
 pub mod ports;
 pub mod schema;
 mod signal;
+pub mod telemetry;
 
 pub use error::{Error, Result};
 pub use signal::{Signal, Table};

@@ -129,6 +129,32 @@ async fn accepted_data_is_durable_and_queued() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers[header::CONTENT_TYPE], "application/json");
     assert_eq!(body, b"{}");
+
+    // The counters say the same, in the Prometheus text format.
+    let response = h
+        .app
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = String::from_utf8(
+        axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains("otlp2parquet_records_accepted_total{signal=\"logs\"} 310"),
+        "{text}"
+    );
+    assert!(
+        text.contains("otlp2parquet_http_requests_total{outcome=\"ok\"} 2"),
+        "{text}"
+    );
+    // One message was received above and is in flight: it still counts.
+    assert!(text.contains("otlp2parquet_queue_depth 2"), "{text}");
 }
 
 // Rejected records are reported in partial_success, encoded like the request.
