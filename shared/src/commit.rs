@@ -187,6 +187,7 @@ async fn commit_table(
         .join(",");
     let ident = TableIdent::new(namespace.clone(), table.name().to_string());
     let count = files.len();
+    crate::crash::crash_point("commit-before-catalog-commit");
     let outcome = append_once_with(
         catalog,
         &ident,
@@ -196,6 +197,7 @@ async fn commit_table(
     )
     .await?;
     info!(%table, files = count, rows, ?outcome, "committed");
+    crate::crash::crash_point("commit-after-catalog-commit");
     for message in &messages {
         // A failed delete only means a redelivery, which the message ids absorb.
         if let Err(e) = queue.delete(&message.receipt).await {

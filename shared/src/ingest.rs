@@ -91,6 +91,7 @@ pub async fn ingest(
             let key = raw_file_key(namespace, table, day);
             let size = bytes.len() as u64;
             store.put(&key, bytes.into()).await?;
+            crate::crash::crash_point("ingest-after-raw-write");
             let message = RawFileWritten {
                 table: table.name().to_string(),
                 key,
@@ -104,6 +105,7 @@ pub async fn ingest(
                     message: e.to_string(),
                 })?;
             queue.send(&body).await?;
+            crate::crash::crash_point("ingest-after-enqueue");
             outcome.accepted += rows;
             outcome.files.push(message);
         }

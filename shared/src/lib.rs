@@ -22,6 +22,7 @@
 pub mod catalog;
 pub mod commit;
 pub mod convert;
+pub mod crash;
 mod error;
 pub mod generate;
 pub mod http;

@@ -101,6 +101,7 @@ async fn messages_survive_a_restart() {
     }
     tokio::time::sleep(Duration::from_millis(80)).await;
     let queues = SqliteQueues::open(&path).await.unwrap();
+    assert_eq!(queues.release_in_flight().await.unwrap(), 0, "its timeout had passed already");
     let got = queues
         .queue("work", "work-dlq", 3)
         .receive(10, HIDE)
@@ -109,6 +110,22 @@ async fn messages_survive_a_restart() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body, b"durable");
     assert_eq!(got[0].receive_count, 2);
+}
+
+// At start-up the only consumer takes back what its previous run left in flight.
+#[tokio::test]
+async fn in_flight_messages_are_released_on_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let queues = SqliteQueues::open(&path).await.unwrap();
+    let queue = queues.queue("work", "work-dlq", 3);
+    queue.send(b"taken").await.unwrap();
+    assert_eq!(queue.receive(1, HIDE).await.unwrap().len(), 1);
+    assert!(queue.receive(1, HIDE).await.unwrap().is_empty());
+    assert_eq!(queues.release_in_flight().await.unwrap(), 1);
+    let again = queue.receive(1, HIDE).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].receive_count, 2);
 }
 
 // Concurrent consumers never receive the same message while it is hidden.

@@ -69,6 +69,26 @@ impl SqliteQueues {
         Ok(SqliteQueues { pool })
     }
 
+    /// Makes every in-flight message visible again at once.
+    ///
+    /// For a process that is the only consumer of these queues, starting up: any
+    /// message hidden now was received by its previous incarnation, which died
+    /// before deleting it. Waiting out the visibility timeout would only delay
+    /// recovery. The receive counts stay, so poison messages still reach the DLQ.
+    pub async fn release_in_flight(&self) -> Result<u64, QueueError> {
+        let done = sqlx::query(
+            "UPDATE queue_messages SET visible_at_ms = 0, receipt = NULL WHERE visible_at_ms > ?",
+        )
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| QueueError::Backend {
+            queue: "*".to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(done.rows_affected())
+    }
+
     /// A queue named `name` whose messages move to `dead_letter` after
     /// `max_receives` receives.
     pub fn queue(&self, name: &str, dead_letter: &str, max_receives: u32) -> SqliteQueue {
