@@ -89,7 +89,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // by a previous run that did not finish; hand it out again right away.
     let recovered = queues.release_in_flight().await?;
     if recovered > 0 {
-        info!(messages = recovered, "recovered messages a previous run had not finished");
+        info!(
+            messages = recovered,
+            "recovered messages a previous run had not finished"
+        );
     }
     let queue: Arc<dyn Queue> = Arc::new(queues.queue("raw-files", "raw-files-dlq", MAX_RECEIVES));
     let store = Arc::new(LocalFsStore::new(&warehouse));

@@ -101,7 +101,11 @@ async fn messages_survive_a_restart() {
     }
     tokio::time::sleep(Duration::from_millis(80)).await;
     let queues = SqliteQueues::open(&path).await.unwrap();
-    assert_eq!(queues.release_in_flight().await.unwrap(), 0, "its timeout had passed already");
+    assert_eq!(
+        queues.release_in_flight().await.unwrap(),
+        0,
+        "its timeout had passed already"
+    );
     let got = queues
         .queue("work", "work-dlq", 3)
         .receive(10, HIDE)

@@ -1,0 +1,178 @@
+//! The committer adds every queued file exactly once, whatever happens between
+//! its catalog commit and its message deletes.
+//!
+//! A queue whose deletes fail stands in for a committer that crashed after
+//! committing: the messages come back, here in another grouping than the one
+//! committed, and must be recognised from the message ids in the snapshots.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use iceberg::{Catalog, NamespaceIdent, TableIdent};
+use otlp2parquet_shared::Signal;
+use otlp2parquet_shared::catalog::open_local_catalog;
+use otlp2parquet_shared::commit::{CommitConfig, commit_batch};
+use otlp2parquet_shared::generate::{Generator, GeneratorConfig};
+use otlp2parquet_shared::ingest::ingest;
+use otlp2parquet_shared::local::{LocalFsStore, SqliteQueue, SqliteQueues};
+use otlp2parquet_shared::parquet::ParquetWriterBuilder;
+use otlp2parquet_shared::ports::{Queue, QueueError, ReceivedMessage};
+
+/// Delivers like the queue it wraps, but every delete fails.
+struct DeletesFail(SqliteQueue);
+
+#[async_trait]
+impl Queue for DeletesFail {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    async fn send(&self, body: &[u8]) -> Result<String, QueueError> {
+        self.0.send(body).await
+    }
+    async fn receive(
+        &self,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError> {
+        self.0.receive(max, visibility).await
+    }
+    async fn delete(&self, _receipt: &str) -> Result<bool, QueueError> {
+        Err(QueueError::Backend {
+            queue: self.name().into(),
+            message: "injected failure".into(),
+        })
+    }
+    async fn depth(&self) -> Result<u64, QueueError> {
+        self.0.depth().await
+    }
+}
+
+async fn total_records(catalog: &dyn Catalog) -> u64 {
+    let ident = TableIdent::new(NamespaceIdent::new("otel".into()), "logs".into());
+    let table = catalog.load_table(&ident).await.unwrap();
+    let summary = &table
+        .metadata()
+        .current_snapshot()
+        .unwrap()
+        .summary()
+        .additional_properties;
+    summary["total-records"].parse().unwrap()
+}
+
+#[tokio::test]
+async fn redelivered_messages_in_another_grouping_are_not_committed_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = dir.path().join("wh");
+    let catalog = open_local_catalog(&warehouse).await.unwrap();
+    let queues = SqliteQueues::open(&dir.path().join("q.db")).await.unwrap();
+    let queue = queues.queue("raw", "raw-dlq", 5);
+    let store = Arc::new(LocalFsStore::new(warehouse.canonicalize().unwrap()));
+    let writer = ParquetWriterBuilder::new();
+    let mut generator = Generator::new(GeneratorConfig {
+        records_per_request: 100,
+        services: 1,
+        ..Default::default()
+    });
+    for _ in 0..4 {
+        ingest(
+            generator.next_request(Signal::Logs),
+            "otel",
+            store.as_ref(),
+            &queue,
+            &writer,
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(queue.depth().await.unwrap(), 4);
+
+    // First attempt: all four committed in one snapshot, but no message deleted.
+    let config = CommitConfig {
+        max_messages: 10,
+        ..Default::default()
+    };
+    let failing = DeletesFail(queue.clone());
+    let first = commit_batch(&failing, &catalog, store.as_ref(), &config)
+        .await
+        .unwrap();
+    assert_eq!((first.files, first.rows), (4, 400));
+    assert_eq!(queue.depth().await.unwrap(), 4);
+
+    // They come back, one at a time this time: none is committed again.
+    queues.release_in_flight().await.unwrap();
+    let one_by_one = CommitConfig {
+        max_messages: 1,
+        ..Default::default()
+    };
+    for _ in 0..4 {
+        let again = commit_batch(&queue, &catalog, store.as_ref(), &one_by_one)
+            .await
+            .unwrap();
+        assert_eq!(
+            (again.received, again.files, again.already_committed),
+            (1, 0, 1)
+        );
+    }
+    assert_eq!(queue.depth().await.unwrap(), 0);
+    assert_eq!(total_records(&catalog).await, 400);
+
+    // New data after that is committed normally.
+    ingest(
+        generator.next_request(Signal::Logs),
+        "otel",
+        store.as_ref(),
+        &queue,
+        &writer,
+    )
+    .await
+    .unwrap();
+    let next = commit_batch(&queue, &catalog, store.as_ref(), &config)
+        .await
+        .unwrap();
+    assert_eq!((next.files, next.rows), (1, 100));
+    assert_eq!(total_records(&catalog).await, 500);
+}
+
+// A message that cannot be read is left for the dead-letter queue; the rest commit.
+#[tokio::test]
+async fn unreadable_messages_end_in_the_dead_letter_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = dir.path().join("wh");
+    let catalog = open_local_catalog(&warehouse).await.unwrap();
+    let queues = SqliteQueues::open(&dir.path().join("q.db")).await.unwrap();
+    let queue = queues.queue("raw", "raw-dlq", 2);
+    let dlq = queues.dead_letter_queue("raw-dlq");
+    let store = LocalFsStore::new(warehouse.canonicalize().unwrap());
+    queue.send(b"{not a message").await.unwrap();
+    let request = Generator::new(GeneratorConfig {
+        records_per_request: 10,
+        ..Default::default()
+    })
+    .next_request(Signal::Logs);
+    ingest(
+        request,
+        "otel",
+        &store,
+        &queue,
+        &ParquetWriterBuilder::new(),
+    )
+    .await
+    .unwrap();
+    let config = CommitConfig {
+        visibility: Duration::ZERO,
+        ..Default::default()
+    };
+    let first = commit_batch(&queue, &catalog, &store, &config)
+        .await
+        .unwrap();
+    assert_eq!((first.failed, first.rows), (1, 10));
+    commit_batch(&queue, &catalog, &store, &config)
+        .await
+        .unwrap();
+    commit_batch(&queue, &catalog, &store, &config)
+        .await
+        .unwrap();
+    assert_eq!(queue.depth().await.unwrap(), 0);
+    assert_eq!(dlq.depth().await.unwrap(), 1);
+}
