@@ -41,6 +41,8 @@ pub enum Command {
     Schema(SchemaArgs),
     /// List the Iceberg tables of a warehouse: snapshots, rows, files, metadata location.
     Tables(TablesArgs),
+    /// Dead-letter queue: show what failed, or replay it once the cause is fixed.
+    Dlq(DlqArgs),
 }
 
 #[derive(Debug, Args)]
@@ -145,6 +147,28 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct DlqArgs {
+    /// `show` lists the messages; `replay` moves them back to be committed again.
+    #[arg(value_enum)]
+    pub action: DlqAction,
+    /// Warehouse directory of the embedded pipeline (holds queues.db).
+    #[arg(
+        long,
+        env = "OTLP2PARQUET_ICEBERG_WAREHOUSE",
+        default_value = "otlp2parquet-data"
+    )]
+    pub warehouse: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DlqAction {
+    /// Print the dead-lettered messages.
+    Show,
+    /// Move every dead-lettered message back to its queue.
+    Replay,
 }
 
 #[derive(Debug, Args)]

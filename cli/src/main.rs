@@ -5,6 +5,7 @@
 //! work through the `otlp2parquet-shared` crate.
 
 mod convert;
+mod dlq;
 mod flags;
 mod generate;
 mod input;
@@ -42,6 +43,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::Tables(args) => tables::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Dlq(args) => dlq::run(args),
         Command::Schema(args) => {
             if args.markdown {
                 print!("{}", otlp2parquet_shared::schema::markdown());

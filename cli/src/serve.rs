@@ -23,7 +23,11 @@ use tracing::{error, info};
 use crate::flags::ServeArgs;
 
 /// Queue file inside the warehouse.
-const QUEUE_FILE: &str = "queues.db";
+pub const QUEUE_FILE: &str = "queues.db";
+/// The queue of raw files waiting to be committed, and its dead-letter queue.
+pub const RAW_FILES_QUEUE: &str = "raw-files";
+/// See [`RAW_FILES_QUEUE`].
+pub const RAW_FILES_DLQ: &str = "raw-files-dlq";
 /// Receives of one message before it goes to the dead-letter queue.
 const MAX_RECEIVES: u32 = 5;
 
@@ -94,10 +98,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "recovered messages a previous run had not finished"
         );
     }
-    let queue: Arc<dyn Queue> = Arc::new(queues.queue("raw-files", "raw-files-dlq", MAX_RECEIVES));
+    let queue: Arc<dyn Queue> =
+        Arc::new(queues.queue(RAW_FILES_QUEUE, RAW_FILES_DLQ, MAX_RECEIVES));
     let store = Arc::new(LocalFsStore::new(&warehouse));
 
-    let dead_letters: Arc<dyn Queue> = Arc::new(queues.dead_letter_queue("raw-files-dlq"));
+    let dead_letters: Arc<dyn Queue> = Arc::new(queues.dead_letter_queue(RAW_FILES_DLQ));
     let telemetry = Arc::new(Telemetry::default());
     let state = ReceiverState::new(
         store.clone(),

@@ -38,6 +38,9 @@ pub struct CommitConfig {
     pub visibility: Duration,
     /// Namespace of the tables.
     pub namespace: String,
+    /// Delay before a failed message is retried, doubled with every receive
+    /// (capped at a minute).
+    pub retry_delay: Duration,
 }
 
 impl Default for CommitConfig {
@@ -46,6 +49,7 @@ impl Default for CommitConfig {
             max_messages: 1000,
             visibility: Duration::from_secs(300),
             namespace: crate::catalog::DEFAULT_NAMESPACE.to_string(),
+            retry_delay: Duration::from_secs(1),
         }
     }
 }
@@ -107,6 +111,16 @@ async fn describe(
     data_file(table, store.uri(&written.key), size, &metadata)
 }
 
+/// Hands a failed message back for a retry after an exponential backoff, instead
+/// of after the full visibility timeout.
+async fn retry_later(queue: &dyn Queue, message: &ReceivedMessage, config: &CommitConfig) {
+    let exponent = message.receive_count.saturating_sub(1).min(6);
+    let delay = (config.retry_delay * 2u32.pow(exponent)).min(Duration::from_secs(60));
+    if let Err(e) = queue.change_visibility(&message.receipt, delay).await {
+        warn!(message = %message.id, error = %e, "could not schedule the retry; it waits for its visibility timeout");
+    }
+}
+
 /// Drains one batch of messages from `queue` into the catalog; see the module docs.
 pub async fn commit_batch(
     queue: &dyn Queue,
@@ -133,6 +147,7 @@ pub async fn commit_batch(
             Some((table, written)) => by_table.entry(table).or_default().push((message, written)),
             None => {
                 warn!(message = %message.id, receive_count = message.receive_count, "unreadable file message left for the dead-letter queue");
+                retry_later(queue, message, config).await;
                 outcome.failed += 1;
             }
         }
@@ -149,6 +164,9 @@ pub async fn commit_batch(
                 // Left in the queue: retried after the visibility timeout, and
                 // dead-lettered after the maximum number of receives.
                 warn!(%table, messages = entries.len(), error = %e, "commit failed; the messages will be retried");
+                for (message, _) in &entries {
+                    retry_later(queue, message, config).await;
+                }
                 outcome.failed += entries.len();
             }
         }

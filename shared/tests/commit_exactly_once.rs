@@ -43,6 +43,13 @@ impl Queue for DeletesFail {
             message: "injected failure".into(),
         })
     }
+    async fn change_visibility(
+        &self,
+        receipt: &str,
+        visibility: Duration,
+    ) -> Result<bool, QueueError> {
+        self.0.change_visibility(receipt, visibility).await
+    }
     async fn depth(&self) -> Result<u64, QueueError> {
         self.0.depth().await
     }
@@ -161,6 +168,7 @@ async fn unreadable_messages_end_in_the_dead_letter_queue() {
     .unwrap();
     let config = CommitConfig {
         visibility: Duration::ZERO,
+        retry_delay: Duration::ZERO,
         ..Default::default()
     };
     let first = commit_batch(&queue, &catalog, &store, &config)

@@ -75,9 +75,16 @@ async fn poison_messages_end_in_the_dead_letter_queue() {
         !bodies.contains(&&b"poison"[..]),
         "moved to the DLQ, not delivered"
     );
-    let dead = dlq.receive(10, HIDE).await.unwrap();
+    let dead = dlq.receive(10, Duration::ZERO).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].body, b"poison");
+
+    // Replaying the DLQ puts it back in line with a fresh receive count.
+    assert_eq!(queues.redrive("work-dlq", "work").await.unwrap(), 1);
+    assert_eq!(dlq.depth().await.unwrap(), 0);
+    let replayed = queue.receive(10, HIDE).await.unwrap();
+    let poison = replayed.iter().find(|m| m.body == b"poison").unwrap();
+    assert_eq!(poison.receive_count, 1);
 }
 
 // A sent message survives closing and reopening the database (a process restart).

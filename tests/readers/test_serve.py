@@ -291,3 +291,43 @@ def test_concurrent_clients_lose_and_double_nothing(tmp_path):
     assert code == 0, err
     assert acknowledged > 0
     assert rows(wh, "logs").num_rows == acknowledged
+
+
+def test_dead_letter_queue_show_and_replay(tmp_path):
+    """A file message that keeps failing ends in the DLQ after five receives;
+    `dlq show` lists it and `dlq replay` puts it back in line."""
+    import json
+    import sqlite3
+
+    wh = tmp_path / "wh"
+    server = Server(wh, flush="0.2")
+    try:
+        status, _ = server.post("/v1/logs", generate(tmp_path, "logs", 50, "pb"), "application/x-protobuf")
+        assert status == 200
+        wait_for_rows(wh, "logs", 50)
+    finally:
+        server.stop()
+    # A message whose raw file does not exist: every commit of it fails.
+    con = sqlite3.connect(wh / "queues.db")
+    con.execute(
+        "INSERT INTO queue_messages (queue, id, body, visible_at_ms) VALUES ('raw-files', 'm-missing', ?, 0)",
+        (json.dumps({"table": "logs", "key": "otel/logs/data/raw/Timestamp_day=2026-01-01/missing.parquet",
+                     "day": 20454, "rows": 30, "bytes": 1}),))
+    con.commit()
+    con.close()
+    server = Server(wh, flush="0.1")
+    try:
+        deadline = time.time() + 60
+        out = ""
+        while time.time() < deadline and "m-missing" not in out:
+            time.sleep(0.3)
+            out = subprocess.run([BIN, "dlq", "show", "--warehouse", str(wh)],
+                                 capture_output=True, text=True, check=True).stdout
+        assert "1 message(s)" in out and "missing.parquet" in out, out
+    finally:
+        server.stop()
+    assert rows(wh, "logs").num_rows == 50, "the failing message changed nothing"
+    out = subprocess.run([BIN, "dlq", "replay", "--warehouse", str(wh)], capture_output=True, text=True, check=True).stdout
+    assert "moved 1 message(s)" in out
+    out = subprocess.run([BIN, "dlq", "show", "--warehouse", str(wh)], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("0 message(s)")

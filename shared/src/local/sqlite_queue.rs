@@ -89,6 +89,25 @@ impl SqliteQueues {
         Ok(done.rows_affected())
     }
 
+    /// Moves every message of the dead-letter queue `from` back to `to`, with a
+    /// fresh receive count, and returns how many moved (DLQ replay, after the
+    /// cause of the failures was fixed).
+    pub async fn redrive(&self, from: &str, to: &str) -> Result<u64, QueueError> {
+        let done = sqlx::query(
+            "UPDATE queue_messages SET queue = ?, receive_count = 0, visible_at_ms = 0, receipt = NULL
+             WHERE queue = ?",
+        )
+        .bind(to)
+        .bind(from)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| QueueError::Backend {
+            queue: from.to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(done.rows_affected())
+    }
+
     /// A queue named `name` whose messages move to `dead_letter` after
     /// `max_receives` receives.
     pub fn queue(&self, name: &str, dead_letter: &str, max_receives: u32) -> SqliteQueue {
@@ -213,6 +232,23 @@ impl Queue for SqliteQueue {
             .execute(&self.pool)
             .await
             .map_err(|e| self.error(e))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn change_visibility(
+        &self,
+        receipt: &str,
+        visibility: Duration,
+    ) -> Result<bool, QueueError> {
+        let done = sqlx::query(
+            "UPDATE queue_messages SET visible_at_ms = ? WHERE queue = ? AND receipt = ?",
+        )
+        .bind(now_ms() + visibility.as_millis() as i64)
+        .bind(&self.name)
+        .bind(receipt)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.error(e))?;
         Ok(done.rows_affected() == 1)
     }
 

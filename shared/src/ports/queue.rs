@@ -59,6 +59,16 @@ pub trait Queue: Send + Sync {
     /// message became visible again and was redelivered, or is already deleted).
     async fn delete(&self, receipt: &str) -> Result<bool, QueueError>;
 
+    /// Sets how long a received message stays hidden from now on (SQS
+    /// `ChangeMessageVisibility`): a consumer that failed hands it back for a
+    /// retry after `visibility` rather than after the whole timeout. Returns false
+    /// if the receipt is stale.
+    async fn change_visibility(
+        &self,
+        receipt: &str,
+        visibility: Duration,
+    ) -> Result<bool, QueueError>;
+
     /// Number of messages in the queue, visible or not (for metrics).
     async fn depth(&self) -> Result<u64, QueueError>;
 }
