@@ -42,8 +42,10 @@ const TARGET_BYTES: usize = 10 * 1024 * 1024;
 
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
-    println!("| signal | format | request | records | peak heap above the body | ratio |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| signal | format | request | records | decoded request alone | peak heap above the body | ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for signal in Signal::ALL {
         for format in [Format::Protobuf, Format::Json] {
             let probe = Generator::new(GeneratorConfig::default()).next_request(signal);
@@ -61,6 +63,19 @@ fn main() {
                 Format::Json => request.encode_json(),
             };
             drop((probe, request));
+
+            // The decoded request alone, for the record.
+            let baseline = LIVE.load(Ordering::Relaxed);
+            let decoded = otlp::decode(
+                signal,
+                format,
+                Compression::None,
+                &body,
+                DecodeLimits::default(),
+            )
+            .unwrap();
+            let decoded_bytes = LIVE.load(Ordering::Relaxed) - baseline;
+            drop(decoded);
 
             let baseline = LIVE.load(Ordering::Relaxed);
             PEAK.store(baseline, Ordering::Relaxed);
@@ -86,8 +101,10 @@ fn main() {
             let peak = PEAK.load(Ordering::Relaxed) - baseline;
             drop((converted, files));
             println!(
-                "| {signal} | {format:?} | {:.1} MiB | {records} | {:.1} MiB | {:.2}× |",
+                "| {signal} | {format:?} | {:.1} MiB | {records} | {:.1} MiB ({:.1}×) | {:.1} MiB | {:.2}× |",
                 body.len() as f64 / 1048576.0,
+                decoded_bytes as f64 / 1048576.0,
+                decoded_bytes as f64 / body.len() as f64,
                 peak as f64 / 1048576.0,
                 peak as f64 / body.len() as f64
             );
