@@ -102,10 +102,7 @@ async fn describe(
     table: Table,
     written: &RawFileWritten,
 ) -> Result<iceberg::spec::DataFile, Error> {
-    let bytes: Bytes = store.get(&written.key).await.map_err(|e| Error::Io {
-        path: written.key.clone().into(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    let bytes: Bytes = store.get(&written.key).await?;
     let size = bytes.len() as u64;
     let metadata = ParquetMetaDataReader::new().parse_and_finish(&bytes)?;
     data_file(table, store.uri(&written.key), size, &metadata)

@@ -61,6 +61,9 @@ pub enum Error {
     /// An Iceberg schema, partition spec or sort order was rejected by the `iceberg` crate.
     #[error("Iceberg: {0}")]
     Iceberg(#[from] iceberg::Error),
+    /// The object store failed or lacks an object.
+    #[error(transparent)]
+    ObjectStore(#[from] crate::ports::ObjectStoreError),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -90,7 +93,11 @@ impl Error {
     /// Whether the same operation may succeed when tried again (I/O hiccups), as
     /// opposed to bad input or a bug that will fail the same way every time.
     pub fn retryable(&self) -> bool {
-        matches!(self, Error::Io { .. })
+        matches!(
+            self,
+            Error::Io { .. }
+                | Error::ObjectStore(crate::ports::ObjectStoreError::Backend { .. })
+        )
     }
 }
 
