@@ -30,6 +30,11 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   echo "$want" > "$stamp"
 fi
 
+step "JavaScript OpenTelemetry SDK for the serve tests (tests/js, npm ci)"
+if [ ! -d tests/js/node_modules ] || [ tests/js/package-lock.json -nt tests/js/node_modules ]; then
+  (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 step "cargo build (the otlp2parquet binary the reader tests run)"
 cargo build --workspace --locked
 

@@ -331,3 +331,32 @@ def test_dead_letter_queue_show_and_replay(tmp_path):
     assert "moved 1 message(s)" in out
     out = subprocess.run([BIN, "dlq", "show", "--warehouse", str(wh)], capture_output=True, text=True, check=True).stdout
     assert out.startswith("0 message(s)")
+
+
+def test_javascript_sdk_json_exporters(tmp_path):
+    """The JavaScript SDK sends OTLP/HTTP JSON (chunked); every record arrives once."""
+    js = os.path.join(os.path.dirname(__file__), "..", "js")
+    if not os.path.isdir(os.path.join(js, "node_modules")):
+        pytest.fail("tests/js/node_modules is missing: scripts/test.sh installs it with `npm ci`")
+    wh = tmp_path / "wh"
+    server = Server(wh, flush="0.3")
+    try:
+        subprocess.run(["node", "send.mjs", server.url(""), "90", "40"], cwd=js, check=True, timeout=120)
+        spans = wait_for_rows(wh, "traces", 90)
+        logs = wait_for_rows(wh, "logs", 40)
+        sums = wait_for_rows(wh, "metrics_sum", 2)
+        gauges = wait_for_rows(wh, "metrics_gauge", 1)
+    finally:
+        code, _, err = server.stop()
+    assert code == 0, err
+    assert spans.num_rows == 90 and logs.num_rows == 40
+    assert set(spans.column("ServiceName").to_pylist()) == {"js-sdk-test"}
+    assert sorted(logs.column("Body").to_pylist()) == sorted(f"js record {i}" for i in range(40))
+    attrs = dict(logs.column("LogAttributes")[0].as_py())
+    assert attrs["nested"] == '{"k":"v"}'
+    # JavaScript counters are doubles (asDouble). forceFlush and shutdown each
+    # export a collection: cumulative points at two times, each point once.
+    assert set(sums.column("Value").to_pylist()) == {3.0}
+    points = list(zip(sums.column("TimeUnix").to_pylist(), [str(a) for a in sums.column("Attributes").to_pylist()]))
+    assert len(points) % 2 == 0 and len(set(points)) == len(points)
+    assert set(gauges.column("Value").to_pylist()) == {25.0}
