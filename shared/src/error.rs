@@ -95,8 +95,7 @@ impl Error {
     pub fn retryable(&self) -> bool {
         matches!(
             self,
-            Error::Io { .. }
-                | Error::ObjectStore(crate::ports::ObjectStoreError::Backend { .. })
+            Error::Io { .. } | Error::ObjectStore(crate::ports::ObjectStoreError::Backend { .. })
         )
     }
 }

@@ -30,7 +30,7 @@ use prost::Message;
 use tokio::sync::Semaphore;
 
 use crate::convert::Rejections;
-use crate::ingest::{IngestError, ingest};
+use crate::ingest::{IngestError, encode_raw_files, store_raw_files};
 use crate::otlp::{self, Compression, DecodeLimits, Format};
 use crate::parquet::ParquetWriterBuilder;
 use crate::ports::{ObjectStore, Queue};
@@ -375,17 +375,33 @@ async fn export_inner(
     let limits = DecodeLimits {
         max_decoded_bytes: config.max_decoded_bytes,
     };
-    let request = match otlp::decode(signal, format, compression, &bytes, limits) {
-        Ok(r) => r,
-        Err(e) => return status(decode_error_status(&e), Some(format), e.to_string()),
+    // Decoding, converting and encoding Parquet take milliseconds of CPU: run them
+    // off the async workers, which keep accepting and reading other requests.
+    let writer = state.writer.clone();
+    let encoded = tokio::task::spawn_blocking(move || {
+        let request = otlp::decode(signal, format, compression, &bytes, limits)?;
+        drop(bytes);
+        encode_raw_files(request, &writer)
+    })
+    .await;
+    let (files, rejections) = match encoded {
+        Ok(Ok(encoded)) => encoded,
+        Ok(Err(e)) => return status(decode_error_status(&e), Some(format), e.to_string()),
+        Err(join) => {
+            tracing::error!(%signal, error = %join, "encoding task failed");
+            return status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Some(format),
+                "internal error while encoding the request",
+            );
+        }
     };
-    drop(bytes);
-    match ingest(
-        request,
+    match store_raw_files(
+        files,
+        rejections,
         &config.namespace,
         state.store.as_ref(),
         state.queue.as_ref(),
-        &state.writer,
     )
     .await
     {
@@ -407,7 +423,7 @@ async fn export_inner(
             status(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Some(format),
-                format!("the data could not be stored, nothing was kept: {e}"),
+                format!("the data could not be stored; retry later: {e}"),
             )
         }
     }

@@ -69,6 +69,78 @@ pub fn raw_file_key(namespace: &str, table: Table, day: Option<i32>) -> String {
     )
 }
 
+/// One raw Parquet file, encoded in memory, not yet stored.
+#[derive(Debug)]
+pub struct EncodedRawFile {
+    /// Destination table.
+    pub table: Table,
+    /// Day partition of its rows.
+    pub day: Option<i32>,
+    /// Rows in it.
+    pub rows: u64,
+    /// The Parquet bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// The CPU half of ingest: converts `request` and encodes one Parquet file per
+/// table and day. Synchronous, so a server can run it off its async workers.
+pub fn encode_raw_files(
+    request: ExportRequest,
+    writer: &ParquetWriterBuilder,
+) -> Result<(Vec<EncodedRawFile>, Rejections), Error> {
+    let converted = convert(request)?;
+    let mut files = Vec::new();
+    for (table, batch) in converted.batches {
+        let schema = TableDefinition::get(table).arrow_schema.clone();
+        for (day, part) in split_by_day(table, &batch)? {
+            let rows = part.num_rows() as u64;
+            let bytes = writer.write(schema.clone(), &[part], Vec::new())?;
+            files.push(EncodedRawFile {
+                table,
+                day,
+                rows,
+                bytes,
+            });
+        }
+    }
+    Ok((files, converted.rejections))
+}
+
+/// The I/O half of ingest: stores each file durably, then queues its
+/// [`RawFileWritten`] message.
+pub async fn store_raw_files(
+    files: Vec<EncodedRawFile>,
+    rejections: Rejections,
+    namespace: &str,
+    store: &dyn ObjectStore,
+    queue: &dyn Queue,
+) -> Result<IngestOutcome, IngestError> {
+    let mut outcome = IngestOutcome {
+        rejections,
+        ..Default::default()
+    };
+    for file in files {
+        let key = raw_file_key(namespace, file.table, file.day);
+        let size = file.bytes.len() as u64;
+        store.put(&key, file.bytes.into()).await?;
+        crate::crash::crash_point("ingest-after-raw-write");
+        let message = RawFileWritten {
+            table: file.table.name().to_string(),
+            key,
+            day: file.day,
+            rows: file.rows,
+            bytes: size,
+        };
+        // A plain struct of strings and numbers always serializes.
+        let body = serde_json::to_vec(&message).unwrap_or_default();
+        queue.send(&body).await?;
+        crate::crash::crash_point("ingest-after-enqueue");
+        outcome.accepted += file.rows;
+        outcome.files.push(message);
+    }
+    Ok(outcome)
+}
+
 /// Converts `request`, writes one raw Parquet file per table and day, and queues
 /// a [`RawFileWritten`] message for each; see the module docs.
 pub async fn ingest(
@@ -78,37 +150,6 @@ pub async fn ingest(
     queue: &dyn Queue,
     writer: &ParquetWriterBuilder,
 ) -> Result<IngestOutcome, IngestError> {
-    let converted = convert(request)?;
-    let mut outcome = IngestOutcome {
-        rejections: converted.rejections,
-        ..Default::default()
-    };
-    for (table, batch) in converted.batches {
-        let schema = TableDefinition::get(table).arrow_schema.clone();
-        for (day, part) in split_by_day(table, &batch)? {
-            let rows = part.num_rows() as u64;
-            let bytes = writer.write(schema.clone(), &[part], Vec::new())?;
-            let key = raw_file_key(namespace, table, day);
-            let size = bytes.len() as u64;
-            store.put(&key, bytes.into()).await?;
-            crate::crash::crash_point("ingest-after-raw-write");
-            let message = RawFileWritten {
-                table: table.name().to_string(),
-                key,
-                day,
-                rows,
-                bytes: size,
-            };
-            let body =
-                serde_json::to_vec(&message).map_err(|e| crate::ports::QueueError::Backend {
-                    queue: queue.name().to_string(),
-                    message: e.to_string(),
-                })?;
-            queue.send(&body).await?;
-            crate::crash::crash_point("ingest-after-enqueue");
-            outcome.accepted += rows;
-            outcome.files.push(message);
-        }
-    }
-    Ok(outcome)
+    let (files, rejections) = encode_raw_files(request, writer)?;
+    store_raw_files(files, rejections, namespace, store, queue).await
 }
