@@ -18,7 +18,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::catalog::{AppendOutcome, append_once_with, data_file, ensure_table};
-use crate::ingest::RawFileWritten;
+use crate::ingest::{RawFileWritten, RawFilesWritten};
 use crate::ports::{ObjectStore, Queue, ReceivedMessage};
 use crate::{Error, Table};
 
@@ -63,7 +63,7 @@ pub struct CommitOutcome {
     pub files: usize,
     /// Rows appended.
     pub rows: u64,
-    /// Messages whose files an earlier snapshot already holds.
+    /// Files an earlier snapshot already holds (redelivered messages).
     pub already_committed: usize,
     /// Messages that could not be handled and stay in the queue (they reach the
     /// dead-letter queue after the queue's maximum number of receives).
@@ -119,6 +119,9 @@ async fn retry_later(queue: &dyn Queue, message: &ReceivedMessage, config: &Comm
 }
 
 /// Drains one batch of messages from `queue` into the catalog; see the module docs.
+///
+/// A message (one ingested request) may name files of several tables; it is
+/// deleted once every one of its tables holds its files, and retried otherwise.
 pub async fn commit_batch(
     queue: &dyn Queue,
     catalog: &dyn Catalog,
@@ -132,70 +135,105 @@ pub async fn commit_batch(
         received: messages.len(),
         ..Default::default()
     };
-    let mut by_table: BTreeMap<Table, Vec<(&ReceivedMessage, RawFileWritten)>> = BTreeMap::new();
-    for message in &messages {
-        let parsed = serde_json::from_slice::<RawFileWritten>(&message.body)
-            .ok()
-            .and_then(|w| {
-                let table = Table::ALL.into_iter().find(|t| t.name() == w.table)?;
-                Some((table, w))
-            });
-        match parsed {
-            Some((table, written)) => by_table.entry(table).or_default().push((message, written)),
+    // For each message: whether every table it touches has committed it.
+    let mut complete = vec![true; messages.len()];
+    let mut by_table: BTreeMap<Table, Vec<(usize, RawFileWritten)>> = BTreeMap::new();
+    for (index, message) in messages.iter().enumerate() {
+        match parse(message) {
+            Some(files) => {
+                for (table, file) in files {
+                    by_table.entry(table).or_default().push((index, file));
+                }
+            }
             None => {
                 warn!(message = %message.id, receive_count = message.receive_count, "unreadable file message left for the dead-letter queue");
-                retry_later(queue, message, config).await;
-                outcome.failed += 1;
+                complete[index] = false;
             }
         }
     }
     let namespace = NamespaceIdent::new(config.namespace.clone());
     for (table, entries) in by_table {
-        match commit_table(queue, catalog, store, &namespace, table, &entries).await {
-            Ok((files, rows, already)) => {
-                outcome.files += files;
-                outcome.rows += rows;
-                outcome.already_committed += already;
+        match commit_table(catalog, store, &namespace, table, &messages, &entries).await {
+            Ok(done) => {
+                outcome.files += done.files;
+                outcome.rows += done.rows;
+                outcome.already_committed += done.already_committed;
             }
             Err(e) => {
-                // Left in the queue: retried after the visibility timeout, and
-                // dead-lettered after the maximum number of receives.
-                warn!(%table, messages = entries.len(), error = %e, "commit failed; the messages will be retried");
-                for (message, _) in &entries {
-                    retry_later(queue, message, config).await;
+                warn!(%table, files = entries.len(), error = %e, "commit failed; its messages will be retried");
+                for (index, _) in &entries {
+                    complete[*index] = false;
                 }
-                outcome.failed += entries.len();
             }
+        }
+    }
+    crate::crash::crash_point("commit-after-catalog-commit");
+    for (message, complete) in messages.iter().zip(complete) {
+        if complete {
+            // A failed delete only means a redelivery, which the message ids absorb.
+            if let Err(e) = queue.delete(&message.receipt).await {
+                warn!(message = %message.id, error = %e, "could not delete a committed message");
+            }
+        } else {
+            // Retried after a backoff; dead-lettered after the maximum number of receives.
+            retry_later(queue, message, config).await;
+            outcome.failed += 1;
         }
     }
     Ok(outcome)
 }
 
+/// The files a message names, with their tables; `None` if it cannot be read.
+fn parse(message: &ReceivedMessage) -> Option<Vec<(Table, RawFileWritten)>> {
+    let written: RawFilesWritten = serde_json::from_slice(&message.body).ok()?;
+    written
+        .files
+        .into_iter()
+        .map(|file| {
+            let table = Table::ALL.into_iter().find(|t| t.name() == file.table)?;
+            Some((table, file))
+        })
+        .collect()
+}
+
+/// What committing one table's part of a batch did.
+struct TableCommit {
+    files: usize,
+    rows: u64,
+    already_committed: usize,
+}
+
 async fn commit_table(
-    queue: &dyn Queue,
     catalog: &dyn Catalog,
     store: &dyn ObjectStore,
     namespace: &NamespaceIdent,
     table: Table,
-    entries: &[(&ReceivedMessage, RawFileWritten)],
-) -> Result<(usize, u64, usize), Error> {
+    messages: &[ReceivedMessage],
+    entries: &[(usize, RawFileWritten)],
+) -> Result<TableCommit, Error> {
     let iceberg_table = ensure_table(catalog, namespace, table).await?;
     let done = committed_message_ids(&iceberg_table);
-    let (already, pending): (Vec<_>, Vec<_>) =
-        entries.iter().partition(|(m, _)| done.contains(&m.id));
-    for (message, _) in &already {
-        let _ = queue.delete(&message.receipt).await;
-    }
+    // All files of one message for one table go into the same snapshot, so the
+    // message id in a snapshot stands for every one of them.
+    let (already, pending): (Vec<_>, Vec<_>) = entries
+        .iter()
+        .partition(|(index, _)| done.contains(&messages[*index].id));
     if pending.is_empty() {
-        return Ok((0, 0, already.len()));
+        return Ok(TableCommit {
+            files: 0,
+            rows: 0,
+            already_committed: already.len(),
+        });
     }
     let mut files = Vec::with_capacity(pending.len());
     for (_, written) in &pending {
         files.push(describe(store, table, written).await?);
     }
     let rows: u64 = files.iter().map(|f| f.record_count()).sum();
-    let messages: Vec<&ReceivedMessage> = pending.iter().map(|(m, _)| *m).collect();
-    let ids = messages
+    let mut consumed: Vec<&ReceivedMessage> = pending.iter().map(|(i, _)| &messages[*i]).collect();
+    consumed.sort_by(|a, b| a.id.cmp(&b.id));
+    consumed.dedup_by(|a, b| a.id == b.id);
+    let ids = consumed
         .iter()
         .map(|m| m.id.as_str())
         .collect::<Vec<_>>()
@@ -207,22 +245,21 @@ async fn commit_table(
         catalog,
         &ident,
         files,
-        commit_id(&messages),
+        commit_id(&consumed),
         HashMap::from([(MESSAGE_IDS_PROPERTY.to_string(), ids)]),
     )
     .await?;
     info!(%table, files = count, rows, ?outcome, "committed");
-    crate::crash::crash_point("commit-after-catalog-commit");
-    for message in &messages {
-        // A failed delete only means a redelivery, which the message ids absorb.
-        if let Err(e) = queue.delete(&message.receipt).await {
-            warn!(message = %message.id, error = %e, "could not delete a committed message");
-        }
-    }
-    let appended = matches!(outcome, AppendOutcome::Committed { .. });
-    Ok(if appended {
-        (count, rows, already.len())
-    } else {
-        (0, 0, already.len() + count)
+    Ok(match outcome {
+        AppendOutcome::Committed { .. } => TableCommit {
+            files: count,
+            rows,
+            already_committed: already.len(),
+        },
+        AppendOutcome::AlreadyCommitted { .. } => TableCommit {
+            files: 0,
+            rows: 0,
+            already_committed: already.len() + count,
+        },
     })
 }

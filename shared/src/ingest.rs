@@ -2,10 +2,10 @@
 //! "raw file written" messages out.
 //!
 //! A client's data is acknowledged only after `ingest` returns: by then every
-//! raw file is durable in the object store and its message is in the compaction
-//! queue. Should writing a message fail after its file was written, the file is
-//! an orphan (never committed, removable by age) and the client retries: data is
-//! neither lost nor doubled, because only queued files are ever compacted.
+//! raw file is durable in the object store and one message listing all of them is
+//! in the queue. One message per request, not per file, makes a request atomic: if
+//! storing its third file fails, no message names the first two, they are orphans
+//! (never committed, removable by age), and the client's retry cannot double them.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +17,15 @@ use crate::ports::{ObjectStore, Queue};
 use crate::schema::TableDefinition;
 use crate::{Error, Table};
 
-/// The message the ingest stage sends for each raw file it wrote.
+/// The message the ingest stage sends for each request: every raw file it wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFilesWritten {
+    /// The files, one per table and day the request had records for.
+    pub files: Vec<RawFileWritten>,
+}
+
+/// One raw file of a [`RawFilesWritten`] message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFileWritten {
@@ -106,8 +114,8 @@ pub fn encode_raw_files(
     Ok((files, converted.rejections))
 }
 
-/// The I/O half of ingest: stores each file durably, then queues its
-/// [`RawFileWritten`] message.
+/// The I/O half of ingest: stores each file durably, then queues one
+/// [`RawFilesWritten`] message naming them all.
 pub async fn store_raw_files(
     files: Vec<EncodedRawFile>,
     rejections: Rejections,
@@ -119,30 +127,35 @@ pub async fn store_raw_files(
         rejections,
         ..Default::default()
     };
+    if files.is_empty() {
+        return Ok(outcome);
+    }
     for file in files {
         let key = raw_file_key(namespace, file.table, file.day);
         let size = file.bytes.len() as u64;
         store.put(&key, file.bytes.into()).await?;
-        crate::crash::crash_point("ingest-after-raw-write");
-        let message = RawFileWritten {
+        outcome.accepted += file.rows;
+        outcome.files.push(RawFileWritten {
             table: file.table.name().to_string(),
             key,
             day: file.day,
             rows: file.rows,
             bytes: size,
-        };
-        // A plain struct of strings and numbers always serializes.
-        let body = serde_json::to_vec(&message).unwrap_or_default();
-        queue.send(&body).await?;
-        crate::crash::crash_point("ingest-after-enqueue");
-        outcome.accepted += file.rows;
-        outcome.files.push(message);
+        });
     }
+    crate::crash::crash_point("ingest-after-raw-write");
+    let message = RawFilesWritten {
+        files: outcome.files.clone(),
+    };
+    // A plain struct of strings and numbers always serializes.
+    let body = serde_json::to_vec(&message).unwrap_or_default();
+    queue.send(&body).await?;
+    crate::crash::crash_point("ingest-after-enqueue");
     Ok(outcome)
 }
 
 /// Converts `request`, writes one raw Parquet file per table and day, and queues
-/// a [`RawFileWritten`] message for each; see the module docs.
+/// a [`RawFilesWritten`] message naming them; see the module docs.
 pub async fn ingest(
     request: ExportRequest,
     namespace: &str,

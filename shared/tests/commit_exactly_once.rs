@@ -17,7 +17,9 @@ use otlp2parquet_shared::generate::{Generator, GeneratorConfig};
 use otlp2parquet_shared::ingest::ingest;
 use otlp2parquet_shared::local::{LocalFsStore, SqliteQueue, SqliteQueues};
 use otlp2parquet_shared::parquet::ParquetWriterBuilder;
-use otlp2parquet_shared::ports::{Queue, QueueError, ReceivedMessage};
+use otlp2parquet_shared::ports::{
+    ObjectStore, ObjectStoreError, Queue, QueueError, ReceivedMessage,
+};
 
 /// Delivers like the queue it wraps, but every delete fails.
 struct DeletesFail(SqliteQueue);
@@ -183,4 +185,140 @@ async fn unreadable_messages_end_in_the_dead_letter_queue() {
         .unwrap();
     assert_eq!(queue.depth().await.unwrap(), 0);
     assert_eq!(dlq.depth().await.unwrap(), 1);
+}
+
+/// Stores like the store it wraps, except that the `fail_at`-th put fails.
+struct FailingPut {
+    inner: LocalFsStore,
+    puts: std::sync::atomic::AtomicUsize,
+    fail_at: usize,
+}
+
+#[async_trait]
+impl ObjectStore for FailingPut {
+    async fn put(&self, key: &str, bytes: bytes::Bytes) -> Result<(), ObjectStoreError> {
+        let n = self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if n == self.fail_at {
+            return Err(ObjectStoreError::Backend {
+                key: key.into(),
+                message: "injected: disk full".into(),
+            });
+        }
+        self.inner.put(key, bytes).await
+    }
+    async fn get(&self, key: &str) -> Result<bytes::Bytes, ObjectStoreError> {
+        self.inner.get(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), ObjectStoreError> {
+        self.inner.delete(key).await
+    }
+    fn uri(&self, key: &str) -> String {
+        self.inner.uri(key)
+    }
+}
+
+// A request whose third file cannot be stored queues nothing: its first two files
+// are orphans no message names, so the client's retry cannot double them.
+#[tokio::test]
+async fn a_request_is_queued_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let queues = SqliteQueues::open(&dir.path().join("q.db")).await.unwrap();
+    let queue = queues.queue("raw", "raw-dlq", 5);
+    let store = FailingPut {
+        inner: LocalFsStore::new(dir.path().join("wh")),
+        puts: Default::default(),
+        fail_at: 3,
+    };
+    let request = Generator::new(GeneratorConfig {
+        records_per_request: 100,
+        ..Default::default()
+    })
+    .next_request(Signal::Metrics);
+    let err = ingest(
+        request,
+        "otel",
+        &store,
+        &queue,
+        &ParquetWriterBuilder::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("disk full"), "{err}");
+    assert_eq!(queue.depth().await.unwrap(), 0);
+}
+
+// One message names files of five tables; one table's commit fails. The other
+// four commit; the message comes back, and only the failed table is committed.
+#[tokio::test]
+async fn a_message_spanning_tables_is_finished_table_by_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = dir.path().join("wh");
+    let catalog = open_local_catalog(&warehouse).await.unwrap();
+    let queues = SqliteQueues::open(&dir.path().join("q.db")).await.unwrap();
+    let queue = queues.queue("raw", "raw-dlq", 5);
+    let root = warehouse.canonicalize().unwrap();
+    let store = LocalFsStore::new(&root);
+    let request = Generator::new(GeneratorConfig {
+        records_per_request: 100,
+        ..Default::default()
+    })
+    .next_request(Signal::Metrics);
+    let outcome = ingest(
+        request,
+        "otel",
+        &store,
+        &queue,
+        &ParquetWriterBuilder::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.files.len(), 5);
+    assert_eq!(queue.depth().await.unwrap(), 1);
+
+    // Hide the summary file: that table's commit fails.
+    let summary = outcome
+        .files
+        .iter()
+        .find(|f| f.table == "metrics_summary")
+        .unwrap();
+    let path = root.join(&summary.key);
+    let hidden = dir.path().join("hidden.parquet");
+    std::fs::rename(&path, &hidden).unwrap();
+    let config = CommitConfig {
+        retry_delay: Duration::ZERO,
+        ..Default::default()
+    };
+    let first = commit_batch(&queue, &catalog, &store, &config)
+        .await
+        .unwrap();
+    assert_eq!((first.files, first.failed), (4, 1));
+    assert_eq!(
+        queue.depth().await.unwrap(),
+        1,
+        "the message stays until every table has it"
+    );
+
+    std::fs::rename(&hidden, &path).unwrap();
+    let second = commit_batch(&queue, &catalog, &store, &config)
+        .await
+        .unwrap();
+    assert_eq!(
+        (second.files, second.already_committed, second.failed),
+        (1, 4, 0)
+    );
+    assert_eq!(queue.depth().await.unwrap(), 0);
+    let mut total = 0;
+    for table in otlp2parquet_shared::Signal::Metrics.tables() {
+        let ident = TableIdent::new(NamespaceIdent::new("otel".into()), table.name().into());
+        let t = catalog.load_table(&ident).await.unwrap();
+        assert_eq!(t.metadata().snapshots().count(), 1, "{table}");
+        let summary = &t
+            .metadata()
+            .current_snapshot()
+            .unwrap()
+            .summary()
+            .additional_properties;
+        total += summary["total-records"].parse::<u64>().unwrap();
+    }
+    assert_eq!(total, 100);
 }

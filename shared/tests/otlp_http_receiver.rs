@@ -14,7 +14,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use otlp2parquet_shared::Signal;
 use otlp2parquet_shared::generate::{Generator, GeneratorConfig};
 use otlp2parquet_shared::http::{ReceiverConfig, ReceiverState, router};
-use otlp2parquet_shared::ingest::RawFileWritten;
+use otlp2parquet_shared::ingest::RawFilesWritten;
 use otlp2parquet_shared::local::{LocalFsStore, SqliteQueues};
 use otlp2parquet_shared::ports::Queue;
 use prost::Message;
@@ -104,7 +104,9 @@ async fn accepted_data_is_durable_and_queued() {
 
     let messages = h.queue.receive(10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(messages.len(), 1);
-    let written: RawFileWritten = serde_json::from_slice(&messages[0].body).unwrap();
+    let message: RawFilesWritten = serde_json::from_slice(&messages[0].body).unwrap();
+    assert_eq!(message.files.len(), 1);
+    let written = &message.files[0];
     assert_eq!((written.table.as_str(), written.rows), ("logs", 300));
     let path = h.dir.path().join("warehouse").join(&written.key);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), written.bytes);

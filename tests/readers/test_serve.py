@@ -311,8 +311,8 @@ def test_dead_letter_queue_show_and_replay(tmp_path):
     con = sqlite3.connect(wh / "queues.db")
     con.execute(
         "INSERT INTO queue_messages (queue, id, body, visible_at_ms) VALUES ('raw-files', 'm-missing', ?, 0)",
-        (json.dumps({"table": "logs", "key": "otel/logs/data/raw/Timestamp_day=2026-01-01/missing.parquet",
-                     "day": 20454, "rows": 30, "bytes": 1}),))
+        (json.dumps({"files": [{"table": "logs", "key": "otel/logs/data/raw/Timestamp_day=2026-01-01/missing.parquet",
+                                "day": 20454, "rows": 30, "bytes": 1}]}),))
     con.commit()
     con.close()
     server = Server(wh, flush="0.1")
