@@ -360,3 +360,28 @@ def test_javascript_sdk_json_exporters(tmp_path):
     points = list(zip(sums.column("TimeUnix").to_pylist(), [str(a) for a in sums.column("Attributes").to_pylist()]))
     assert len(points) % 2 == 0 and len(set(points)) == len(points)
     assert set(gauges.column("Value").to_pylist()) == {25.0}
+
+
+def test_the_printed_curl_command_works_as_written(tmp_path):
+    """The start-up banner's curl example, run by a shell exactly as printed, lands a log record."""
+    wh = tmp_path / "wh"
+    server = Server(wh, flush="0.2")
+    try:
+        lines = []
+        while not any(line.startswith("  curl") for line in lines):
+            lines.append(server.proc.stdout.readline())
+        start = next(i for i, line in enumerate(lines) if line.startswith("  curl"))
+        command = lines[start].rstrip("\n")
+        while command.endswith("\\"):
+            start += 1
+            lines.append(server.proc.stdout.readline())
+            command = command[:-1] + lines[start].rstrip("\n")
+        done = subprocess.run(["bash", "-c", command + " --fail --silent"], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "{}"
+        table = wait_for_rows(wh, "logs", 1)
+        assert table.column("Body").to_pylist() == ["hello"]
+        assert table.column("ServiceName").to_pylist() == ["demo"]
+    finally:
+        code, _, err = server.stop()
+    assert code == 0, err
