@@ -6,20 +6,12 @@ scans the metadata files. Expected values come from the OTLP JSON input.
 """
 
 import json
-import os
-import subprocess
 
 import duckdb
 import pytest
+from cli import run
 from duckdb_extensions import import_extension
 from pyiceberg.catalog.sql import SqlCatalog
-
-BIN = os.environ.get("OTLP2PARQUET_BIN", "otlp2parquet")
-
-
-def run(*args, cwd):
-    return subprocess.run([BIN, *args], cwd=cwd, check=True, capture_output=True, text=True,
-                          env={**os.environ, "RUST_LOG": "warn"}).stdout
 
 
 @pytest.fixture(scope="module")

@@ -6,19 +6,11 @@ two independent readers and an independent reading of the input.
 """
 
 import json
-import os
-import subprocess
-from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-
-BIN = os.environ.get("OTLP2PARQUET_BIN", "otlp2parquet")
-
-
-def run(*args, cwd):
-    subprocess.run([BIN, *args], cwd=cwd, check=True, env={**os.environ, "RUST_LOG": "warn"})
+from cli import run
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,8 @@ import time
 import urllib.request
 
 import pytest
+from cli import BIN
 from pyiceberg.catalog.sql import SqlCatalog
-
-BIN = os.environ.get("OTLP2PARQUET_BIN", "otlp2parquet")
 
 
 def free_port():
