@@ -10,7 +10,7 @@ use otlp2parquet_shared::otlp::{Format, decode_body};
 fuzz_target!(|data: &[u8]| {
     for signal in Signal::ALL {
         if let Ok(request) = decode_body(signal, Format::Json, data) {
-            convert(&request).expect("a decoded request always converts");
+            convert(request).expect("a decoded request always converts");
         }
     }
 });
