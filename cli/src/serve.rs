@@ -82,6 +82,11 @@ async fn shutdown_signal(tx: watch::Sender<bool>) {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.flush_interval_secs.is_finite() && args.flush_interval_secs > 0.0,
+        "--flush-interval must be a positive number of seconds, got {}",
+        args.flush_interval_secs
+    );
     std::fs::create_dir_all(&args.warehouse)
         .with_context(|| format!("creating the warehouse {}", args.warehouse.display()))?;
     let warehouse = args.warehouse.canonicalize()?;

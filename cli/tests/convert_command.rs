@@ -271,11 +271,34 @@ fn rejected_records_are_reported() {
     assert_eq!(rows(&d.join("out/logs.parquet")), 1);
 }
 
+// Nonsense settings are refused before anything starts, with a message saying why.
+#[test]
+fn serve_refuses_a_zero_flush_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        &[
+            "serve",
+            "--flush-interval",
+            "0",
+            "--listen",
+            "127.0.0.1:0",
+            "--warehouse",
+            "wh",
+        ],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--flush-interval must be a positive number")
+    );
+    assert!(!dir.path().join("wh").exists(), "nothing created");
+}
+
 #[test]
 fn help_explains_the_commands() {
     let out = bin().arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for word in ["convert", "generate", "schema"] {
+    for word in ["convert", "generate", "schema", "serve", "tables", "dlq"] {
         assert!(text.contains(word), "{text}");
     }
     let out = bin().args(["convert", "--help"]).output().unwrap();
