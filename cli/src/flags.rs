@@ -123,6 +123,10 @@ pub struct GenerateArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// TOML file with any of: listen, warehouse, namespace, flush_interval_secs,
+    /// max_body_bytes. Flags and environment variables override it.
+    #[arg(long, env = "OTLP2PARQUET_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address to listen on (OTLP/HTTP's default port is 4318).
     #[arg(long, default_value = "127.0.0.1:4318", env = "OTLP2PARQUET_LISTEN")]
     pub listen: std::net::SocketAddr,

@@ -4,6 +4,7 @@
 //! and a non-zero exit code; each subcommand lives in its own module and does its
 //! work through the `otlp2parquet-shared` crate.
 
+mod config;
 mod convert;
 mod dlq;
 mod flags;
@@ -14,12 +15,16 @@ mod tables;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use flags::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -28,7 +33,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    match run(cli) {
+    match run(cli, &matches) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -37,12 +42,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
     match cli.command {
         Command::Convert(args) => convert::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Tables(args) => tables::run(args),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => {
+            let serve_matches = matches
+                .subcommand_matches("serve")
+                .ok_or_else(|| anyhow::anyhow!("serve arguments missing"))?;
+            serve::run(config::apply_file(args, serve_matches)?)
+        }
         Command::Dlq(args) => dlq::run(args),
         Command::Schema(args) => {
             if args.markdown {

@@ -294,6 +294,49 @@ fn serve_refuses_a_zero_flush_interval() {
     assert!(!dir.path().join("wh").exists(), "nothing created");
 }
 
+// serve reads a TOML file; flags and variables win over it; unknown keys are errors.
+#[test]
+fn serve_configuration_file_and_its_precedence() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("bad.toml"), "flush_interval_secs = 0\n").unwrap();
+    let out = run(&["serve", "--config", "bad.toml"], d);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--flush-interval must be a positive number"),
+        "the file's value was used"
+    );
+
+    // The flag wins over the file: the failure now comes from the next check,
+    // a warehouse path that is a regular file.
+    std::fs::write(d.join("not-a-dir"), "").unwrap();
+    let out = run(
+        &[
+            "serve",
+            "--config",
+            "bad.toml",
+            "--flush-interval",
+            "1",
+            "--warehouse",
+            "not-a-dir",
+        ],
+        d,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("not-a-dir") && !stderr.contains("--flush-interval"),
+        "{stderr}"
+    );
+
+    std::fs::write(d.join("typo.toml"), "flush_intervall = 5\n").unwrap();
+    let out = run(&["serve", "--config", "typo.toml"], d);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("typo.toml") && stderr.contains("flush_intervall"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn help_explains_the_commands() {
     let out = bin().arg("--help").output().unwrap();
