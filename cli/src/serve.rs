@@ -117,8 +117,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             namespace: args.namespace.clone(),
             ..Default::default()
         },
+        telemetry.clone(),
     )
-    .with_telemetry(telemetry.clone())
     .with_dead_letter_queue(dead_letters);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -29,8 +29,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 use tokio::sync::Semaphore;
 
+use crate::catalog::split_by_day;
 use crate::convert::Rejections;
-use crate::ingest::{IngestError, encode_raw_files, store_raw_files};
+use crate::convert::convert;
+use crate::group::{GroupCommitter, GroupConfig};
 use crate::otlp::{self, Compression, DecodeLimits, Format};
 use crate::parquet::ParquetWriterBuilder;
 use crate::ports::{ObjectStore, Queue};
@@ -50,6 +52,8 @@ pub struct ReceiverConfig {
     pub body_timeout: Duration,
     /// Iceberg namespace the raw files are laid out under.
     pub namespace: String,
+    /// How concurrent requests are grouped into shared raw files.
+    pub group: GroupConfig,
 }
 
 impl Default for ReceiverConfig {
@@ -60,6 +64,7 @@ impl Default for ReceiverConfig {
             max_in_flight_bytes: 256 * 1024 * 1024,
             body_timeout: Duration::from_secs(30),
             namespace: crate::catalog::DEFAULT_NAMESPACE.to_string(),
+            group: GroupConfig::default(),
         }
     }
 }
@@ -67,35 +72,42 @@ impl Default for ReceiverConfig {
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ReceiverState {
-    store: Arc<dyn ObjectStore>,
     queue: Arc<dyn Queue>,
     config: Arc<ReceiverConfig>,
     in_flight: Arc<Semaphore>,
-    writer: ParquetWriterBuilder,
+    group: GroupCommitter,
     telemetry: Arc<Telemetry>,
     dead_letters: Option<Arc<dyn Queue>>,
 }
 
 impl ReceiverState {
-    /// State for a receiver writing raw files to `store` and announcing them on `queue`.
-    pub fn new(store: Arc<dyn ObjectStore>, queue: Arc<dyn Queue>, config: ReceiverConfig) -> Self {
+    /// State for a receiver writing raw files to `store` and announcing them on
+    /// `queue`, counting into `telemetry`. Starts the group committer, so it must
+    /// be called inside a tokio runtime.
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        queue: Arc<dyn Queue>,
+        config: ReceiverConfig,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
         // The semaphore counts kilobytes: permits are u32 and bodies can be large.
         let permits = (config.max_in_flight_bytes / 1024).max(1);
-        ReceiverState {
+        let group = GroupCommitter::spawn(
             store,
+            queue.clone(),
+            config.namespace.clone(),
+            ParquetWriterBuilder::new(),
+            config.group.clone(),
+            telemetry.clone(),
+        );
+        ReceiverState {
             queue,
             in_flight: Arc::new(Semaphore::new(permits)),
             config: Arc::new(config),
-            writer: ParquetWriterBuilder::new(),
-            telemetry: Arc::new(Telemetry::default()),
+            group,
+            telemetry,
             dead_letters: None,
         }
-    }
-
-    /// Counts into `telemetry` (shared with the committer) instead of private counters.
-    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Self {
-        self.telemetry = telemetry;
-        self
     }
 
     /// Reports the depth of this dead-letter queue at `/metrics`.
@@ -330,18 +342,21 @@ async fn export_inner(
             ),
         );
     }
-    // Admission: bound the bytes in flight. A body of unknown length is charged
-    // the maximum, so that chunked uploads cannot bypass the bound.
-    let charge = declared
-        .unwrap_or(config.max_body_bytes)
-        .div_ceil(1024)
-        .max(1) as u32;
-    let Ok(_permit) = state.in_flight.clone().try_acquire_many_owned(charge) else {
-        return status(
+    // Admission: bound the bytes in flight. A chunked body (no Content-Length, as
+    // the JavaScript SDK sends) is charged a provisional 1 MiB and the rest once
+    // its size is known, so it can neither bypass the bound nor be refused for
+    // the mere lack of a length.
+    let at_capacity = || {
+        status(
             StatusCode::SERVICE_UNAVAILABLE,
             Some(format),
             "the receiver is at capacity; retry after the Retry-After delay",
-        );
+        )
+    };
+    let kib = |bytes: usize| bytes.div_ceil(1024).max(1) as u32;
+    let charged = declared.unwrap_or(1024 * 1024);
+    let Ok(mut permit) = state.in_flight.clone().try_acquire_many_owned(kib(charged)) else {
+        return at_capacity();
     };
     let bytes = match tokio::time::timeout(
         config.body_timeout,
@@ -372,59 +387,65 @@ async fn export_inner(
         }
         Ok(Ok(bytes)) => bytes,
     };
+    if kib(bytes.len()) > kib(charged) {
+        match state
+            .in_flight
+            .clone()
+            .try_acquire_many_owned(kib(bytes.len()) - kib(charged))
+        {
+            Ok(extra) => permit.merge(extra),
+            Err(_) => return at_capacity(),
+        }
+    };
     let limits = DecodeLimits {
         max_decoded_bytes: config.max_decoded_bytes,
     };
-    // Decoding, converting and encoding Parquet take milliseconds of CPU: run them
-    // off the async workers, which keep accepting and reading other requests.
-    let writer = state.writer.clone();
-    let encoded = tokio::task::spawn_blocking(move || {
+    // Decoding and converting take milliseconds of CPU: run them off the async
+    // workers, which keep accepting and reading other requests.
+    let converted = tokio::task::spawn_blocking(move || -> Result<_, Error> {
         let request = otlp::decode(signal, format, compression, &bytes, limits)?;
         drop(bytes);
-        encode_raw_files(request, &writer)
+        let converted = convert(request)?;
+        let mut parts = Vec::new();
+        for (table, batch) in converted.batches {
+            for (day, part) in split_by_day(table, &batch)? {
+                parts.push((table, day, part));
+            }
+        }
+        Ok((parts, converted.rejections))
     })
     .await;
-    let (files, rejections) = match encoded {
-        Ok(Ok(encoded)) => encoded,
+    let (parts, rejections) = match converted {
+        Ok(Ok(converted)) => converted,
         Ok(Err(e)) => return status(decode_error_status(&e), Some(format), e.to_string()),
         Err(join) => {
-            tracing::error!(%signal, error = %join, "encoding task failed");
+            tracing::error!(%signal, error = %join, "decoding task failed");
             return status(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Some(format),
-                "internal error while encoding the request",
+                "internal error while decoding the request",
             );
         }
     };
-    match store_raw_files(
-        files,
-        rejections,
-        &config.namespace,
-        state.store.as_ref(),
-        state.queue.as_ref(),
-    )
-    .await
-    {
-        Ok(outcome) => {
-            state.telemetry.record_ingest(
-                signal,
-                outcome.accepted,
-                outcome.rejections.count,
-                outcome.files.len(),
-            );
-            tracing::debug!(%signal, accepted = outcome.accepted, rejected = outcome.rejections.count, files = outcome.files.len(), "ingested");
-            success(signal, format, &outcome.rejections)
+    let accepted = if parts.is_empty() {
+        0
+    } else {
+        let rows = parts.iter().map(|(_, _, b)| b.num_rows() as u64).sum();
+        match state.group.submit(parts).await {
+            Ok(_) => rows,
+            Err(e) => {
+                tracing::error!(%signal, error = %e, "ingest failed");
+                return status(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some(format),
+                    format!("the data could not be stored; retry later: {e}"),
+                );
+            }
         }
-        Err(IngestError::Convert(e)) if e.is_bad_input() => {
-            status(decode_error_status(&e), Some(format), e.to_string())
-        }
-        Err(e) => {
-            tracing::error!(%signal, error = %e, "ingest failed");
-            status(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some(format),
-                format!("the data could not be stored; retry later: {e}"),
-            )
-        }
-    }
+    };
+    state
+        .telemetry
+        .record_ingest(signal, accepted, rejections.count);
+    tracing::debug!(%signal, accepted, rejected = rejections.count, "ingested");
+    success(signal, format, &rejections)
 }

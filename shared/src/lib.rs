@@ -25,6 +25,7 @@ pub mod convert;
 pub mod crash;
 mod error;
 pub mod generate;
+pub mod group;
 pub mod http;
 pub mod ingest;
 pub mod local;

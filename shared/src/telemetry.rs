@@ -36,9 +36,13 @@ fn index(signal: Signal) -> usize {
 
 impl Telemetry {
     /// Counts an ingested request.
-    pub fn record_ingest(&self, signal: Signal, accepted: u64, rejected: u64, files: usize) {
+    pub fn record_ingest(&self, signal: Signal, accepted: u64, rejected: u64) {
         self.accepted[index(signal)].fetch_add(accepted, Ordering::Relaxed);
         self.rejected[index(signal)].fetch_add(rejected, Ordering::Relaxed);
+    }
+
+    /// Counts raw files written (one group commit writes several requests' rows).
+    pub fn record_raw_files(&self, files: usize) {
         self.raw_files_written
             .fetch_add(files as u64, Ordering::Relaxed);
     }

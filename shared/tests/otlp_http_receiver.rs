@@ -33,7 +33,12 @@ async fn harness(config: ReceiverConfig) -> Harness {
         .unwrap();
     let queue: Arc<dyn Queue> = Arc::new(queues.queue("raw-files", "raw-files-dlq", 5));
     let store = Arc::new(LocalFsStore::new(dir.path().join("warehouse")));
-    let app = router(ReceiverState::new(store, queue.clone(), config));
+    let app = router(ReceiverState::new(
+        store,
+        queue.clone(),
+        config,
+        Default::default(),
+    ));
     Harness { dir, queue, app }
 }
 
@@ -54,7 +59,8 @@ impl Harness {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-        let mut request = Request::post(path);
+        // hyper sets Content-Length for a body of known size; so does this harness.
+        let mut request = Request::post(path).header("content-length", body.len());
         for (k, v) in headers {
             request = request.header(*k, *v);
         }
@@ -331,4 +337,54 @@ fn tokio_stream_from(
     mut rx: tokio::sync::mpsc::Receiver<Result<axum::body::Bytes, std::io::Error>>,
 ) -> impl futures_util::Stream<Item = Result<axum::body::Bytes, std::io::Error>> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+// Concurrent requests share raw files (group commit): fewer files and messages than
+// requests, every row of every acknowledged request in them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_share_raw_files() {
+    let h = harness(ReceiverConfig {
+        group: otlp2parquet_shared::group::GroupConfig {
+            max_delay: Duration::from_millis(200),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let h = std::sync::Arc::new(h);
+    let mut tasks = Vec::new();
+    for seed in 0..20u64 {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = Generator::new(GeneratorConfig {
+                seed,
+                records_per_request: 50,
+                services: 2,
+                ..Default::default()
+            })
+            .next_request(Signal::Logs)
+            .encode_protobuf();
+            h.post("/v1/logs", &[PB], body).await.0
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), StatusCode::OK);
+    }
+    let messages = h.queue.receive(100, Duration::from_secs(30)).await.unwrap();
+    assert!(
+        messages.len() < 20,
+        "{} messages for 20 requests",
+        messages.len()
+    );
+    let rows: u64 = messages
+        .iter()
+        .flat_map(|m| {
+            serde_json::from_slice::<RawFilesWritten>(&m.body)
+                .unwrap()
+                .files
+        })
+        .map(|f| f.rows)
+        .sum();
+    assert_eq!(rows, 20 * 50);
+    assert!(h.warehouse_files() < 20);
 }

@@ -1,0 +1,205 @@
+//! Group commit for ingest: the requests of a few milliseconds share one file.
+//!
+//! Written one by one, every request would make one small Parquet file per table
+//! and day, one fsync and one queue message — thousands of tiny files a minute
+//! under load, and a per-file cost that dominates the CPU (see the README's
+//! benchmarks). The group committer collects the converted batches of concurrent
+//! requests for up to `max_delay` (or `max_rows`), writes one file per table and
+//! day for all of them, stores them, queues one message naming them all, and only
+//! then answers every request of the group. A group succeeds or fails as a whole:
+//! no request is acknowledged before its data is durable and queued.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::ingest::{EncodedRawFile, IngestError, IngestOutcome, store_raw_files};
+use crate::parquet::ParquetWriterBuilder;
+use crate::ports::{ObjectStore, Queue};
+use crate::schema::TableDefinition;
+use crate::telemetry::Telemetry;
+use crate::{Error, Table};
+
+/// Settings of the group committer.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// Longest a request waits for others to share its files.
+    pub max_delay: Duration,
+    /// A group is written as soon as it holds this many rows.
+    pub max_rows: usize,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            max_delay: Duration::from_millis(5),
+            max_rows: 200_000,
+        }
+    }
+}
+
+/// The rows of one request, split by table and day, waiting for a group.
+struct Submission {
+    parts: Vec<(Table, Option<i32>, RecordBatch)>,
+    reply: oneshot::Sender<Result<u64, Arc<IngestError>>>,
+}
+
+/// Handle to the background task; cheap to clone.
+#[derive(Clone)]
+pub struct GroupCommitter {
+    tx: mpsc::Sender<Submission>,
+}
+
+/// Why a submission was not made durable.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    /// Writing the group failed; nothing of it was acknowledged.
+    #[error("{0}")]
+    Ingest(Arc<IngestError>),
+    /// The group committer is not running (shutting down).
+    #[error("the ingest group committer has stopped")]
+    Stopped,
+}
+
+impl GroupCommitter {
+    /// Starts the background task on the current tokio runtime.
+    pub fn spawn(
+        store: Arc<dyn ObjectStore>,
+        queue: Arc<dyn Queue>,
+        namespace: String,
+        writer: ParquetWriterBuilder,
+        config: GroupConfig,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(run(rx, store, queue, namespace, writer, config, telemetry));
+        GroupCommitter { tx }
+    }
+
+    /// Hands the rows of one request to the next group and waits until that group
+    /// is durable and queued. Returns the number of rows written.
+    pub async fn submit(
+        &self,
+        parts: Vec<(Table, Option<i32>, RecordBatch)>,
+    ) -> Result<u64, GroupError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Submission { parts, reply })
+            .await
+            .map_err(|_| GroupError::Stopped)?;
+        answer
+            .await
+            .map_err(|_| GroupError::Stopped)?
+            .map_err(GroupError::Ingest)
+    }
+}
+
+async fn run(
+    mut rx: mpsc::Receiver<Submission>,
+    store: Arc<dyn ObjectStore>,
+    queue: Arc<dyn Queue>,
+    namespace: String,
+    writer: ParquetWriterBuilder,
+    config: GroupConfig,
+    telemetry: Arc<Telemetry>,
+) {
+    while let Some(first) = rx.recv().await {
+        let deadline = Instant::now() + config.max_delay;
+        let mut rows: usize = first.parts.iter().map(|(_, _, b)| b.num_rows()).sum();
+        let mut group = vec![first];
+        while rows < config.max_rows {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(next)) => {
+                    rows += next
+                        .parts
+                        .iter()
+                        .map(|(_, _, b)| b.num_rows())
+                        .sum::<usize>();
+                    group.push(next);
+                }
+                // Deadline reached, or every sender is gone: write what we have.
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let (replies, parts): (Vec<_>, Vec<_>) =
+            group.into_iter().map(|s| (s.reply, s.parts)).unzip();
+        let result = write_group(parts, &store, &queue, &namespace, &writer).await;
+        match result {
+            Ok(outcome) => {
+                tracing::debug!(
+                    requests = replies.len(),
+                    rows = outcome.accepted,
+                    files = outcome.files.len(),
+                    "group written"
+                );
+                telemetry.record_raw_files(outcome.files.len());
+                let accepted = outcome.accepted;
+                for reply in replies {
+                    let _ = reply.send(Ok(accepted));
+                }
+            }
+            Err(e) => {
+                tracing::error!(requests = replies.len(), error = %e, "group write failed; every request of it gets an error");
+                let e = Arc::new(e);
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+async fn write_group(
+    parts: Vec<Vec<(Table, Option<i32>, RecordBatch)>>,
+    store: &Arc<dyn ObjectStore>,
+    queue: &Arc<dyn Queue>,
+    namespace: &str,
+    writer: &ParquetWriterBuilder,
+) -> Result<IngestOutcome, IngestError> {
+    let mut by_file: BTreeMap<(Table, Option<i32>), Vec<RecordBatch>> = BTreeMap::new();
+    for (table, day, batch) in parts.into_iter().flatten() {
+        by_file.entry((table, day)).or_default().push(batch);
+    }
+    let writer = writer.clone();
+    // Concatenating and encoding is CPU work: off the async workers.
+    let files = tokio::task::spawn_blocking(move || -> Result<Vec<EncodedRawFile>, Error> {
+        by_file
+            .into_iter()
+            .map(|((table, day), batches)| {
+                let schema = TableDefinition::get(table).arrow_schema.clone();
+                let batch = concat_batches(&schema, &batches).map_err(|source| Error::Arrow {
+                    table: table.name(),
+                    source,
+                })?;
+                let rows = batch.num_rows() as u64;
+                let bytes = writer.write(schema, &[batch], Vec::new())?;
+                Ok(EncodedRawFile {
+                    table,
+                    day,
+                    rows,
+                    bytes,
+                })
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| {
+        IngestError::Convert(Error::Io {
+            path: "group".into(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    })??;
+    store_raw_files(
+        files,
+        Default::default(),
+        namespace,
+        store.as_ref(),
+        queue.as_ref(),
+    )
+    .await
+}
