@@ -77,7 +77,17 @@ impl GroupCommitter {
         telemetry: Arc<Telemetry>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(run(rx, store, queue, namespace, writer, config, telemetry));
+        tokio::spawn(run(
+            rx,
+            GroupSink {
+                store,
+                queue,
+                namespace,
+                writer,
+                telemetry,
+            },
+            config,
+        ));
         GroupCommitter { tx }
     }
 
@@ -99,15 +109,16 @@ impl GroupCommitter {
     }
 }
 
-async fn run(
-    mut rx: mpsc::Receiver<Submission>,
+/// Where a group's files go.
+struct GroupSink {
     store: Arc<dyn ObjectStore>,
     queue: Arc<dyn Queue>,
     namespace: String,
     writer: ParquetWriterBuilder,
-    config: GroupConfig,
     telemetry: Arc<Telemetry>,
-) {
+}
+
+async fn run(mut rx: mpsc::Receiver<Submission>, sink: GroupSink, config: GroupConfig) {
     while let Some(first) = rx.recv().await {
         let deadline = Instant::now() + config.max_delay;
         let mut rows: usize = first.parts.iter().map(|(_, _, b)| b.num_rows()).sum();
@@ -128,7 +139,7 @@ async fn run(
         }
         let (replies, parts): (Vec<_>, Vec<_>) =
             group.into_iter().map(|s| (s.reply, s.parts)).unzip();
-        let result = write_group(parts, &store, &queue, &namespace, &writer).await;
+        let result = write_group(parts, &sink).await;
         match result {
             Ok(outcome) => {
                 tracing::debug!(
@@ -137,7 +148,7 @@ async fn run(
                     files = outcome.files.len(),
                     "group written"
                 );
-                telemetry.record_raw_files(outcome.files.len());
+                sink.telemetry.record_raw_files(outcome.files.len());
                 let accepted = outcome.accepted;
                 for reply in replies {
                     let _ = reply.send(Ok(accepted));
@@ -156,16 +167,13 @@ async fn run(
 
 async fn write_group(
     parts: Vec<Vec<(Table, Option<i32>, RecordBatch)>>,
-    store: &Arc<dyn ObjectStore>,
-    queue: &Arc<dyn Queue>,
-    namespace: &str,
-    writer: &ParquetWriterBuilder,
+    sink: &GroupSink,
 ) -> Result<IngestOutcome, IngestError> {
     let mut by_file: BTreeMap<(Table, Option<i32>), Vec<RecordBatch>> = BTreeMap::new();
     for (table, day, batch) in parts.into_iter().flatten() {
         by_file.entry((table, day)).or_default().push(batch);
     }
-    let writer = writer.clone();
+    let writer = sink.writer.clone();
     // Concatenating and encoding is CPU work: off the async workers.
     let files = tokio::task::spawn_blocking(move || -> Result<Vec<EncodedRawFile>, Error> {
         by_file
@@ -197,9 +205,9 @@ async fn write_group(
     store_raw_files(
         files,
         Default::default(),
-        namespace,
-        store.as_ref(),
-        queue.as_ref(),
+        &sink.namespace,
+        sink.store.as_ref(),
+        sink.queue.as_ref(),
     )
     .await
 }
