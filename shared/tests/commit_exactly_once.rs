@@ -5,7 +5,6 @@
 //! committing: the messages come back, here in another grouping than the one
 //! committed, and must be recognised from the message ids in the snapshots.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -57,6 +56,32 @@ impl Queue for DeletesFail {
     }
 }
 
+/// A local pipeline in a temporary directory: catalog, queues, warehouse store.
+struct Pipeline {
+    dir: tempfile::TempDir,
+    catalog: iceberg_catalog_sql::SqlCatalog,
+    queues: SqliteQueues,
+    queue: SqliteQueue,
+    store: LocalFsStore,
+}
+
+/// A pipeline whose queue dead-letters after `max_receives` receives.
+async fn pipeline(max_receives: u32) -> Pipeline {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = dir.path().join("wh");
+    let catalog = open_local_catalog(&warehouse).await.unwrap();
+    let queues = SqliteQueues::open(&dir.path().join("q.db")).await.unwrap();
+    let queue = queues.queue("raw", "raw-dlq", max_receives);
+    let store = LocalFsStore::new(warehouse.canonicalize().unwrap());
+    Pipeline {
+        dir,
+        catalog,
+        queues,
+        queue,
+        store,
+    }
+}
+
 async fn total_records(catalog: &dyn Catalog) -> u64 {
     let ident = TableIdent::new(NamespaceIdent::new("otel".into()), "logs".into());
     let table = catalog.load_table(&ident).await.unwrap();
@@ -71,12 +96,14 @@ async fn total_records(catalog: &dyn Catalog) -> u64 {
 
 #[tokio::test]
 async fn redelivered_messages_in_another_grouping_are_not_committed_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let warehouse = dir.path().join("wh");
-    let catalog = open_local_catalog(&warehouse).await.unwrap();
-    let queues = SqliteQueues::open(&dir.path().join("q.db")).await.unwrap();
-    let queue = queues.queue("raw", "raw-dlq", 5);
-    let store = Arc::new(LocalFsStore::new(warehouse.canonicalize().unwrap()));
+    // `_dir` keeps the temporary directory alive until the end of the test.
+    let Pipeline {
+        dir: _dir,
+        catalog,
+        queues,
+        queue,
+        store,
+    } = pipeline(5).await;
     let writer = ParquetWriterBuilder::new();
     let mut generator = Generator::new(GeneratorConfig {
         records_per_request: 100,
@@ -87,7 +114,7 @@ async fn redelivered_messages_in_another_grouping_are_not_committed_twice() {
         ingest(
             generator.next_request(Signal::Logs),
             "otel",
-            store.as_ref(),
+            &store,
             &queue,
             &writer,
         )
@@ -102,7 +129,7 @@ async fn redelivered_messages_in_another_grouping_are_not_committed_twice() {
         ..Default::default()
     };
     let failing = DeletesFail(queue.clone());
-    let first = commit_batch(&failing, &catalog, store.as_ref(), &config)
+    let first = commit_batch(&failing, &catalog, &store, &config)
         .await
         .unwrap();
     assert_eq!((first.files, first.rows), (4, 400));
@@ -115,7 +142,7 @@ async fn redelivered_messages_in_another_grouping_are_not_committed_twice() {
         ..Default::default()
     };
     for _ in 0..4 {
-        let again = commit_batch(&queue, &catalog, store.as_ref(), &one_by_one)
+        let again = commit_batch(&queue, &catalog, &store, &one_by_one)
             .await
             .unwrap();
         assert_eq!(
@@ -130,13 +157,13 @@ async fn redelivered_messages_in_another_grouping_are_not_committed_twice() {
     ingest(
         generator.next_request(Signal::Logs),
         "otel",
-        store.as_ref(),
+        &store,
         &queue,
         &writer,
     )
     .await
     .unwrap();
-    let next = commit_batch(&queue, &catalog, store.as_ref(), &config)
+    let next = commit_batch(&queue, &catalog, &store, &config)
         .await
         .unwrap();
     assert_eq!((next.files, next.rows), (1, 100));
@@ -146,13 +173,15 @@ async fn redelivered_messages_in_another_grouping_are_not_committed_twice() {
 // A message that cannot be read is left for the dead-letter queue; the rest commit.
 #[tokio::test]
 async fn unreadable_messages_end_in_the_dead_letter_queue() {
-    let dir = tempfile::tempdir().unwrap();
-    let warehouse = dir.path().join("wh");
-    let catalog = open_local_catalog(&warehouse).await.unwrap();
-    let queues = SqliteQueues::open(&dir.path().join("q.db")).await.unwrap();
-    let queue = queues.queue("raw", "raw-dlq", 2);
+    // `_dir` keeps the temporary directory alive until the end of the test.
+    let Pipeline {
+        dir: _dir,
+        catalog,
+        queues,
+        queue,
+        store,
+    } = pipeline(2).await;
     let dlq = queues.dead_letter_queue("raw-dlq");
-    let store = LocalFsStore::new(warehouse.canonicalize().unwrap());
     queue.send(b"{not a message").await.unwrap();
     let request = Generator::new(GeneratorConfig {
         records_per_request: 10,
@@ -251,13 +280,14 @@ async fn a_request_is_queued_whole_or_not_at_all() {
 // four commit; the message comes back, and only the failed table is committed.
 #[tokio::test]
 async fn a_message_spanning_tables_is_finished_table_by_table() {
-    let dir = tempfile::tempdir().unwrap();
-    let warehouse = dir.path().join("wh");
-    let catalog = open_local_catalog(&warehouse).await.unwrap();
-    let queues = SqliteQueues::open(&dir.path().join("q.db")).await.unwrap();
-    let queue = queues.queue("raw", "raw-dlq", 5);
-    let root = warehouse.canonicalize().unwrap();
-    let store = LocalFsStore::new(&root);
+    let Pipeline {
+        dir,
+        catalog,
+        queue,
+        store,
+        ..
+    } = pipeline(5).await;
+    let root = store.root().to_path_buf();
     let request = Generator::new(GeneratorConfig {
         records_per_request: 100,
         ..Default::default()
