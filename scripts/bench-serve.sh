@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Sustained-ingest benchmark of `otlp2parquet serve` on this machine.
+#
+# Builds the release binary, starts serve on a loopback port with a fresh
+# warehouse, and drives it with wrk (Debian package) for DURATION seconds over
+# CONNECTIONS connections, each request the same generated protobuf logs export
+# of RECORDS records (default 81, about 40 KB, the size the README compares with).
+# Reports acknowledged records/s, latency percentiles, the server's peak RSS, and
+# then — after a final commit — the rows really in the table and the raw files.
+#
+# Usage: scripts/bench-serve.sh [DURATION=60] [CONNECTIONS=16] [RECORDS=81]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration="${1:-60}"
+connections="${2:-16}"
+records="${3:-81}"
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+export CARGO_TARGET_DIR="${BENCH_TARGET_DIR:-$HOME/.cache/otlp2parquet/bench-target}"
+cargo build --release --locked -p otlp2parquet >&2
+bin="$CARGO_TARGET_DIR/release/otlp2parquet"
+work=$(mktemp -d)
+trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+"$bin" generate --signal logs --records "$records" --services 3 --out "$work/logs.pb" 2>/dev/null
+size=$(stat -c %s "$work/logs.pb")
+cat > "$work/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-protobuf"
+local f = io.open("$work/logs.pb", "rb"); wrk.body = f:read("*a"); f:close()
+done = function(summary, latency, requests)
+  io.write(string.format("ok_requests=%d errors=%d p50_ms=%.2f p99_ms=%.2f\n",
+    summary.requests - summary.errors.status, summary.errors.status,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+LUA
+
+port=$((20000 + RANDOM % 20000))
+RUST_LOG=warn "$bin" serve --listen "127.0.0.1:$port" --warehouse "$work/wh" --flush-interval 10 >/dev/null &
+server=$!
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+
+( while kill -0 "$server" 2>/dev/null; do
+    rss=$(awk '/VmHWM/ {print $2}' "/proc/$server/status" 2>/dev/null || echo 0)
+    echo "$rss" > "$work/peak"; sleep 1; done ) &
+echo "serve: $records records per request ($size bytes), $connections connections, ${duration}s" >&2
+result=$(wrk -t2 -c"$connections" -d"${duration}s" -s "$work/post.lua" "http://127.0.0.1:$port/v1/logs" | tee /dev/stderr | grep ok_requests)
+peak=$(cat "$work/peak")
+kill -INT "$server"; wait "$server" || true
+ok=$(echo "$result" | sed 's/.*ok_requests=\([0-9]*\).*/\1/')
+rows=$("$bin" tables --warehouse "$work/wh" | awk '$1 == "otel.logs" {print $3}')
+files=$(find "$work/wh/otel/logs/data/raw" -name '*.parquet' | wc -l)
+echo
+echo "acknowledged records/s: $(( ok * records / duration ))"
+echo "$result"
+echo "server peak RSS: $(( peak / 1024 )) MiB"
+echo "rows committed: $rows (acknowledged: $(( ok * records ))); raw files: $files"
