@@ -156,6 +156,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     store.as_ref(),
                     &config,
                     &telemetry,
+                    Drain::Backlog,
                 )
                 .await;
             }
@@ -176,25 +177,41 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         store.as_ref(),
         &commit_config,
         &telemetry,
+        Drain::Everything,
     )
     .await;
     info!("stopped");
     Ok(())
 }
 
-/// Commits batches until the queue has nothing visible left.
+/// How far [`drain`] goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    /// A flush: commit the backlog, stopping at the first batch that was not
+    /// full. Under steady load the queue is never empty; committing until it is
+    /// would make a snapshot every few milliseconds instead of one per flush.
+    Backlog,
+    /// Shutdown: commit until nothing visible is left.
+    Everything,
+}
+
+/// Commits batches from the queue; see [`Drain`].
 async fn drain(
     queue: &dyn Queue,
     catalog: &dyn iceberg::Catalog,
     store: &dyn otlp2parquet_shared::ports::ObjectStore,
     config: &CommitConfig,
     telemetry: &Telemetry,
+    how_far: Drain,
 ) {
     loop {
         match commit_batch(queue, catalog, store, config).await {
             Ok(outcome) => {
                 telemetry.record_commit(outcome.files, outcome.rows, outcome.failed);
-                if outcome.received == 0 || outcome.failed == outcome.received {
+                let nothing_left = outcome.received == 0 || outcome.failed == outcome.received;
+                let backlog_done =
+                    how_far == Drain::Backlog && outcome.received < config.max_messages;
+                if nothing_left || backlog_done {
                     return;
                 }
             }
