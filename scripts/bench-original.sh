@@ -24,34 +24,24 @@ ours="${BENCH_TARGET_DIR:-$HOME/.cache/otlp2parquet/bench-target}/release/otlp2p
 work=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-"$ours" generate --signal logs --records "$records" --services 3 --out "$work/logs.pb" 2>/dev/null
-cat > "$work/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/x-protobuf"
-local f = io.open("$work/logs.pb", "rb"); wrk.body = f:read("*a"); f:close()
-done = function(summary, latency, requests)
-  io.write(string.format("ok_requests=%d errors=%d p50_ms=%.2f p99_ms=%.2f\\n",
-    summary.requests - summary.errors.status, summary.errors.status,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
-end
-LUA
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+bench_payload "$work" "$ours" "$records"
 
 port=$((20000 + RANDOM % 20000))
 mkdir -p "$work/out"
 (cd "$work" && RUST_LOG=warn exec "$root/bin/otlp2parquet" --port "$port" --output "$work/out" >/dev/null 2>&1) &
 server=$!
 for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-( while kill -0 "$server" 2>/dev/null; do
-    awk '/VmHWM/ {print $2}' "/proc/$server/status" 2>/dev/null > "$work/peak.tmp" && mv "$work/peak.tmp" "$work/peak"
-    sleep 1; done ) &
+bench_watch_rss "$server" "$work/peak"
 echo "original 0.12.0: $records records per request, $connections connections, ${duration}s" >&2
-result=$(wrk -t2 -c"$connections" -d"${duration}s" -s "$work/post.lua" "http://127.0.0.1:$port/v1/logs" | tee /dev/stderr | grep ok_requests)
+result=$(bench_drive "$port" "$duration" "$connections" "$work")
 peak=$(cat "$work/peak" 2>/dev/null || echo 0)
 kill -INT "$server" 2>/dev/null || true
 # Give it a minute to flush what it buffered, as a graceful shutdown should.
 for _ in $(seq 600); do kill -0 "$server" 2>/dev/null || break; sleep 0.1; done
 kill -9 "$server" 2>/dev/null || true
-ok=$(echo "$result" | sed 's/.*ok_requests=\([0-9]*\).*/\1/')
+ok=$(bench_ok_requests "$result")
 files=$(find "$work/out" -name '*.parquet' | wc -l)
 # File by file: a torn file counts as lost rows, not as a failed count.
 rows=$(.venv/bin/python - "$work/out" <<'PY'

@@ -21,32 +21,22 @@ bin="$CARGO_TARGET_DIR/release/otlp2parquet"
 work=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-"$bin" generate --signal logs --records "$records" --services 3 --out "$work/logs.pb" 2>/dev/null
+# shellcheck source=scripts/bench-lib.sh
+. scripts/bench-lib.sh
+bench_payload "$work" "$bin" "$records"
 size=$(stat -c %s "$work/logs.pb")
-cat > "$work/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/x-protobuf"
-local f = io.open("$work/logs.pb", "rb"); wrk.body = f:read("*a"); f:close()
-done = function(summary, latency, requests)
-  io.write(string.format("ok_requests=%d errors=%d p50_ms=%.2f p99_ms=%.2f\n",
-    summary.requests - summary.errors.status, summary.errors.status,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
-end
-LUA
 
 port=$((20000 + RANDOM % 20000))
 RUST_LOG=warn "$bin" serve --listen "127.0.0.1:$port" --warehouse "$work/wh" --flush-interval 10 >/dev/null &
 server=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
 
-( while kill -0 "$server" 2>/dev/null; do
-    rss=$(awk '/VmHWM/ {print $2}' "/proc/$server/status" 2>/dev/null || echo 0)
-    echo "$rss" > "$work/peak"; sleep 1; done ) &
+bench_watch_rss "$server" "$work/peak"
 echo "serve: $records records per request ($size bytes), $connections connections, ${duration}s" >&2
-result=$(wrk -t2 -c"$connections" -d"${duration}s" -s "$work/post.lua" "http://127.0.0.1:$port/v1/logs" | tee /dev/stderr | grep ok_requests)
-peak=$(cat "$work/peak")
+result=$(bench_drive "$port" "$duration" "$connections" "$work")
+peak=$(cat "$work/peak" 2>/dev/null || echo 0)
 kill -INT "$server"; wait "$server" || true
-ok=$(echo "$result" | sed 's/.*ok_requests=\([0-9]*\).*/\1/')
+ok=$(bench_ok_requests "$result")
 rows=$("$bin" tables --warehouse "$work/wh" | awk '$1 == "otel.logs" {print $3}')
 files=$(find "$work/wh/otel/logs/data/raw" -name '*.parquet' | wc -l)
 echo
