@@ -37,6 +37,14 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// A database error, attributed to `queue`.
+fn backend(queue: impl Into<String>, e: sqlx::Error) -> QueueError {
+    QueueError::Backend {
+        queue: queue.into(),
+        message: e.to_string(),
+    }
+}
+
 /// The SQLite database holding every queue of one deployment.
 #[derive(Debug, Clone)]
 pub struct SqliteQueues {
@@ -46,12 +54,9 @@ pub struct SqliteQueues {
 impl SqliteQueues {
     /// Opens (creating if needed) the queue database at `path`.
     pub async fn open(path: &Path) -> Result<Self, QueueError> {
-        let backend = |e: sqlx::Error| QueueError::Backend {
-            queue: path.display().to_string(),
-            message: e.to_string(),
-        };
+        let open_error = |e: sqlx::Error| backend(path.display().to_string(), e);
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .map_err(backend)?
+            .map_err(open_error)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: a committed send survives a power cut, not only a process kill.
@@ -61,11 +66,11 @@ impl SqliteQueues {
             .max_connections(4)
             .connect_with(options)
             .await
-            .map_err(backend)?;
+            .map_err(open_error)?;
         sqlx::raw_sql(SCHEMA)
             .execute(&pool)
             .await
-            .map_err(backend)?;
+            .map_err(open_error)?;
         Ok(SqliteQueues { pool })
     }
 
@@ -82,10 +87,7 @@ impl SqliteQueues {
         .bind(now_ms())
         .execute(&self.pool)
         .await
-        .map_err(|e| QueueError::Backend {
-            queue: "*".to_string(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| backend("*", e))?;
         Ok(done.rows_affected())
     }
 
@@ -101,10 +103,7 @@ impl SqliteQueues {
         .bind(from)
         .execute(&self.pool)
         .await
-        .map_err(|e| QueueError::Backend {
-            queue: from.to_string(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| backend(from, e))?;
         Ok(done.rows_affected())
     }
 
@@ -141,10 +140,7 @@ pub struct SqliteQueue {
 
 impl SqliteQueue {
     fn error(&self, e: sqlx::Error) -> QueueError {
-        QueueError::Backend {
-            queue: self.name.clone(),
-            message: e.to_string(),
-        }
+        backend(self.name.as_str(), e)
     }
 }
 
