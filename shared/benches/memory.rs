@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use otlp2parquet_shared::Signal;
 use otlp2parquet_shared::convert::convert;
 use otlp2parquet_shared::generate::{Generator, GeneratorConfig};
-use otlp2parquet_shared::otlp::{self, Compression, DecodeLimits, Format};
+use otlp2parquet_shared::otlp::{self, Compression, DecodeLimits, ExportRequest, Format};
 use otlp2parquet_shared::parquet::ParquetWriterBuilder;
 use otlp2parquet_shared::schema::TableDefinition;
 
@@ -40,6 +40,13 @@ static ALLOCATOR: Counting = Counting;
 
 const TARGET_BYTES: usize = 10 * 1024 * 1024;
 
+fn encode(request: &ExportRequest, format: Format) -> Vec<u8> {
+    match format {
+        Format::Protobuf => request.encode_protobuf(),
+        Format::Json => request.encode_json(),
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
     println!(
@@ -49,33 +56,14 @@ fn main() {
     for signal in Signal::ALL {
         for format in [Format::Protobuf, Format::Json] {
             let probe = Generator::new(GeneratorConfig::default()).next_request(signal);
-            let per_record = match format {
-                Format::Protobuf => probe.encode_protobuf().len(),
-                Format::Json => probe.encode_json().len(),
-            } / probe.item_count();
+            let per_record = encode(&probe, format).len() / probe.item_count();
             let request = Generator::new(GeneratorConfig {
                 records_per_request: TARGET_BYTES / per_record,
                 ..Default::default()
             })
             .next_request(signal);
-            let body = match format {
-                Format::Protobuf => request.encode_protobuf(),
-                Format::Json => request.encode_json(),
-            };
+            let body = encode(&request, format);
             drop((probe, request));
-
-            // The decoded request alone, for the record.
-            let baseline = LIVE.load(Ordering::Relaxed);
-            let decoded = otlp::decode(
-                signal,
-                format,
-                Compression::None,
-                &body,
-                DecodeLimits::default(),
-            )
-            .unwrap();
-            let decoded_bytes = LIVE.load(Ordering::Relaxed) - baseline;
-            drop(decoded);
 
             let baseline = LIVE.load(Ordering::Relaxed);
             PEAK.store(baseline, Ordering::Relaxed);
@@ -87,6 +75,8 @@ fn main() {
                 DecodeLimits::default(),
             )
             .unwrap();
+            // What the decoded request alone holds, before conversion frees it.
+            let decoded_bytes = LIVE.load(Ordering::Relaxed) - baseline;
             let records = decoded.item_count();
             let converted = convert(decoded).unwrap();
             let mut files = Vec::new();
