@@ -12,7 +12,7 @@ use clap::ArgMatches;
 use clap::parser::ValueSource;
 use serde::Deserialize;
 
-use crate::flags::ServeArgs;
+use crate::flags::{CatalogKind, ServeArgs};
 
 /// Every setting `serve` reads from a file; all optional.
 #[derive(Debug, Default, Deserialize)]
@@ -24,8 +24,16 @@ struct ServeFile {
     warehouse: Option<PathBuf>,
     /// See `serve --namespace`.
     namespace: Option<String>,
+    /// See `serve --catalog`.
+    catalog: Option<CatalogKind>,
     /// See `serve --flush-interval`.
     flush_interval_secs: Option<f64>,
+    /// See `serve --flush-bytes`.
+    flush_bytes: Option<u64>,
+    /// See `serve --target-file-mib`.
+    target_file_mib: Option<u64>,
+    /// See `serve --compaction-memory-mib`.
+    compaction_memory_mib: Option<usize>,
     /// See `serve --max-body-bytes`.
     max_body_bytes: Option<usize>,
 }
@@ -49,8 +57,23 @@ pub fn apply_file(mut args: ServeArgs, matches: &ArgMatches) -> anyhow::Result<S
     if let (Some(v), true) = (file.namespace, defaulted("namespace")) {
         args.namespace = v;
     }
+    if let (Some(v), true) = (file.catalog, defaulted("catalog")) {
+        args.catalog = v;
+    }
     if let (Some(v), true) = (file.flush_interval_secs, defaulted("flush_interval_secs")) {
         args.flush_interval_secs = v;
+    }
+    if let (Some(v), true) = (file.flush_bytes, defaulted("flush_bytes")) {
+        args.flush_bytes = v;
+    }
+    if let (Some(v), true) = (file.target_file_mib, defaulted("target_file_mib")) {
+        args.target_file_mib = v;
+    }
+    if let (Some(v), true) = (
+        file.compaction_memory_mib,
+        defaulted("compaction_memory_mib"),
+    ) {
+        args.compaction_memory_mib = v;
     }
     if let (Some(v), true) = (file.max_body_bytes, defaulted("max_body_bytes")) {
         args.max_body_bytes = v;

@@ -1,9 +1,11 @@
 //! `otlp2parquet dlq show|replay`: the embedded pipeline's dead-letter queue.
 //!
-//! A message lands there after failing to commit five times (an unreadable
-//! message, a raw file that went missing, a catalog that kept refusing). Replay
-//! moves everything back once the cause is fixed; the committer's message-id
-//! check keeps a replay from adding anything twice.
+//! A message lands in a dead-letter queue after failing five times: in
+//! `raw-files-dlq` when it could not be compacted (an unreadable message, a
+//! scratch disk that kept failing), in `data-files-dlq` when it could not be
+//! committed (a catalog that kept refusing). Replay moves everything back once
+//! the cause is fixed; raw-file claims and the compaction ids recorded in
+//! snapshots keep a replay from adding anything twice.
 
 use std::time::Duration;
 
@@ -12,7 +14,13 @@ use otlp2parquet_shared::local::SqliteQueues;
 use otlp2parquet_shared::ports::Queue;
 
 use crate::flags::{DlqAction, DlqArgs};
-use crate::serve::{QUEUE_FILE, RAW_FILES_DLQ, RAW_FILES_QUEUE};
+use crate::serve::{DATA_FILES_DLQ, DATA_FILES_QUEUE, QUEUE_FILE, RAW_FILES_DLQ, RAW_FILES_QUEUE};
+
+/// Each dead-letter queue and the queue its messages go back to.
+const DEAD_LETTER_QUEUES: [(&str, &str); 2] = [
+    (RAW_FILES_DLQ, RAW_FILES_QUEUE),
+    (DATA_FILES_DLQ, DATA_FILES_QUEUE),
+];
 
 pub fn run(args: DlqArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -30,20 +38,22 @@ pub fn run(args: DlqArgs) -> anyhow::Result<()> {
             .with_context(|| format!("opening {}", path.display()))?;
         match args.action {
             DlqAction::Show => {
-                let dlq = queues.dead_letter_queue(RAW_FILES_DLQ);
-                // Receive with no visibility timeout: looking must not hide them.
-                let messages = dlq.receive(10_000, Duration::ZERO).await?;
-                println!("{} message(s) in {RAW_FILES_DLQ}", messages.len());
-                for m in messages {
-                    println!("{}  {}", m.id, String::from_utf8_lossy(&m.body));
+                for (name, _) in DEAD_LETTER_QUEUES {
+                    let dlq = queues.dead_letter_queue(name);
+                    // Receive with no visibility timeout: looking must not hide them.
+                    let messages = dlq.receive(10_000, Duration::ZERO).await?;
+                    println!("{} message(s) in {name}", messages.len());
+                    for m in messages {
+                        println!("{}  {}", m.id, String::from_utf8_lossy(&m.body));
+                    }
                 }
             }
             DlqAction::Replay => {
-                let moved = queues.redrive(RAW_FILES_DLQ, RAW_FILES_QUEUE).await?;
-                println!(
-                    "moved {moved} message(s) from {RAW_FILES_DLQ} back to {RAW_FILES_QUEUE}; \
-                     a running serve commits them at its next flush"
-                );
+                for (name, back_to) in DEAD_LETTER_QUEUES {
+                    let moved = queues.redrive(name, back_to).await?;
+                    println!("moved {moved} message(s) from {name} back to {back_to}");
+                }
+                println!("a running serve takes them at its next flush");
             }
         }
         Ok(())

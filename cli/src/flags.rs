@@ -123,7 +123,8 @@ pub struct GenerateArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML file with any of: listen, warehouse, namespace, flush_interval_secs,
+    /// TOML file with any of: listen, warehouse, namespace, catalog,
+    /// flush_interval_secs, flush_bytes, target_file_mib, compaction_memory_mib,
     /// max_body_bytes. Flags and environment variables override it.
     #[arg(long, env = "OTLP2PARQUET_CONFIG")]
     pub config: Option<PathBuf>,
@@ -140,17 +141,45 @@ pub struct ServeArgs {
     /// Iceberg namespace of the tables.
     #[arg(long, default_value = "otel", env = "OTLP2PARQUET_ICEBERG_NAMESPACE")]
     pub namespace: String,
-    /// Seconds between commits to the catalog (data is durable before that; it
-    /// becomes visible to queries at the next commit).
+    /// Where tables are committed: `sqlite` (an Iceberg SQL catalog in
+    /// <warehouse>/catalog.db) or `none` (plain Parquet: compacted files under
+    /// <warehouse>/<namespace>/<table>/data/, no catalog).
+    #[arg(long, value_enum, default_value_t = CatalogKind::Sqlite, env = "OTLP2PARQUET_CATALOG")]
+    pub catalog: CatalogKind,
+    /// Seconds between flushes (compaction, then commit). Data is durable as soon
+    /// as a client has its answer; it becomes visible to queries at the next flush.
     #[arg(
         long = "flush-interval",
         default_value_t = 10.0,
         env = "OTLP2PARQUET_FLUSH_INTERVAL_SECS"
     )]
     pub flush_interval_secs: f64,
+    /// Flush early once this many bytes of raw files are waiting.
+    #[arg(long, default_value_t = 128 * 1024 * 1024, env = "OTLP2PARQUET_FLUSH_BYTES")]
+    pub flush_bytes: u64,
+    /// Size of compacted files, in MiB: raw files are merged up to it.
+    #[arg(long, default_value_t = 128, env = "OTLP2PARQUET_TARGET_FILE_MIB")]
+    pub target_file_mib: u64,
+    /// Memory compaction may use for sorting before it spills to disk, in MiB.
+    #[arg(
+        long,
+        default_value_t = 256,
+        env = "OTLP2PARQUET_COMPACTION_MEMORY_MIB"
+    )]
+    pub compaction_memory_mib: usize,
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
+}
+
+/// Where `serve` commits tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatalogKind {
+    /// The embedded Iceberg SQL catalog (SQLite), readable by PyIceberg and DuckDB.
+    Sqlite,
+    /// No catalog: plain Parquet files.
+    None,
 }
 
 #[derive(Debug, Args)]

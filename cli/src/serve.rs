@@ -1,9 +1,11 @@
 //! `otlp2parquet serve`: the whole pipeline in one process.
 //!
 //! An OTLP/HTTP receiver writes raw Parquet files into a local warehouse and
-//! queues them in a SQLite file; a single committer appends them to Iceberg
-//! tables in the embedded SQLite catalog every flush interval. SIGINT/SIGTERM
-//! stop the receiver, then one last commit drains what was accepted.
+//! queues them in a SQLite file. Every flush interval (or sooner, once enough raw
+//! data waits) the compactor merges them into sorted files and queues those, and
+//! the single committer appends them to Iceberg tables in the embedded SQLite
+//! catalog. SIGINT/SIGTERM stop the receiver, then one last flush drains what was
+//! accepted.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,21 +15,29 @@ use std::time::Duration;
 use anyhow::Context;
 use otlp2parquet_shared::catalog::{CATALOG_FILE, CATALOG_NAME, open_local_catalog};
 use otlp2parquet_shared::commit::{CommitConfig, commit_batch};
+use otlp2parquet_shared::compact::{CompactConfig, clean_scratch, compact_batch};
 use otlp2parquet_shared::http::{ReceiverConfig, ReceiverState, router};
 use otlp2parquet_shared::local::{LocalFsStore, SqliteQueues};
-use otlp2parquet_shared::ports::Queue;
+use otlp2parquet_shared::ports::{ObjectStore, Queue};
 use otlp2parquet_shared::telemetry::Telemetry;
 use tokio::sync::watch;
 use tracing::{error, info};
 
-use crate::flags::ServeArgs;
+use crate::flags::{CatalogKind, ServeArgs};
 
 /// Queue file inside the warehouse.
 pub const QUEUE_FILE: &str = "queues.db";
-/// The queue of raw files waiting to be committed, and its dead-letter queue.
+/// The queue of raw files waiting to be compacted, and its dead-letter queue.
 pub const RAW_FILES_QUEUE: &str = "raw-files";
 /// See [`RAW_FILES_QUEUE`].
 pub const RAW_FILES_DLQ: &str = "raw-files-dlq";
+/// The queue of compacted files waiting to be committed, and its dead-letter queue.
+pub const DATA_FILES_QUEUE: &str = "data-files";
+/// See [`DATA_FILES_QUEUE`].
+pub const DATA_FILES_DLQ: &str = "data-files-dlq";
+/// Scratch directory inside the warehouse (compaction outputs being written,
+/// sort spills): on the same file system, so finished files are renamed into place.
+pub const SCRATCH_DIR: &str = ".scratch";
 /// Receives of one message before it goes to the dead-letter queue.
 const MAX_RECEIVES: u32 = 5;
 
@@ -38,14 +48,35 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(serve(args))
 }
 
-fn banner(addr: SocketAddr, warehouse: &Path, namespace: &str, flush: Duration) {
+fn banner(addr: SocketAddr, warehouse: &Path, args: &ServeArgs, flush: Duration) {
     let wh = warehouse.display();
+    let namespace = &args.namespace;
+    let (stored, look) = match args.catalog {
+        CatalogKind::Sqlite => (
+            format!(
+                "Iceberg tables {namespace}.logs, {namespace}.traces, {namespace}.metrics_*
+  catalog     SQLite {wh}/{CATALOG_FILE}, catalog name \"{CATALOG_NAME}\""
+            ),
+            format!(
+                "  otlp2parquet tables --warehouse {wh}
+  otlp2parquet query --warehouse {wh} \"SELECT ServiceName, count(*) FROM logs GROUP BY 1\"
+  python -c \"from pyiceberg.catalog.sql import SqlCatalog; c = SqlCatalog('{CATALOG_NAME}', uri='sqlite:///{wh}/{CATALOG_FILE}', warehouse='file://{wh}'); print(c.load_table('{namespace}.logs').scan().to_pandas())\"
+  duckdb: SELECT * FROM iceberg_scan('<metadata file printed by otlp2parquet tables>');"
+            ),
+        ),
+        CatalogKind::None => (
+            format!("plain Parquet files (no catalog) under {wh}/{namespace}/<table>/data/"),
+            format!(
+                "  duckdb: SELECT * FROM read_parquet('{wh}/{namespace}/logs/data/*/*.parquet');"
+            ),
+        ),
+    };
     println!(
         "otlp2parquet {version} is listening on http://{addr} (OTLP/HTTP, protobuf or JSON)
 
-  warehouse   {wh}  (Iceberg tables {namespace}.logs, {namespace}.traces, {namespace}.metrics_*)
-  catalog     SQLite {wh}/{CATALOG_FILE}, catalog name \"{CATALOG_NAME}\"
-  commits     every {flush:?}, and on shutdown (Ctrl-C)
+  warehouse   {wh}  ({stored})
+  flushes     every {flush:?} (or once {flush_mib} MiB wait), and on shutdown (Ctrl-C):
+              raw files merged into sorted files of up to {target} MiB, then committed
   health      http://{addr}/health   counters: http://{addr}/metrics
 
 Send data:
@@ -53,12 +84,12 @@ Send data:
   curl -X POST http://{addr}/v1/logs -H 'Content-Type: application/json' \\
     -d '{{\"resourceLogs\":[{{\"resource\":{{\"attributes\":[{{\"key\":\"service.name\",\"value\":{{\"stringValue\":\"demo\"}}}}]}},\"scopeLogs\":[{{\"logRecords\":[{{\"timeUnixNano\":\"'$(date +%s%N)'\",\"severityText\":\"INFO\",\"body\":{{\"stringValue\":\"hello\"}}}}]}}]}}]}}'
 
-Look at it:
-  otlp2parquet tables --warehouse {wh}
-  python -c \"from pyiceberg.catalog.sql import SqlCatalog; c = SqlCatalog('{CATALOG_NAME}', uri='sqlite:///{wh}/{CATALOG_FILE}', warehouse='file://{wh}'); print(c.load_table('{namespace}.logs').scan().to_pandas())\"
-  duckdb: SELECT * FROM iceberg_scan('<metadata file printed by otlp2parquet tables>');
+Look at it (after the next flush):
+{look}
 ",
         version = env!("CARGO_PKG_VERSION"),
+        flush_mib = args.flush_bytes / (1024 * 1024),
+        target = args.target_file_mib,
     );
 }
 
@@ -81,18 +112,39 @@ async fn shutdown_signal(tx: watch::Sender<bool>) {
     let _ = tx.send(true);
 }
 
+/// The stages behind the receiver, run by one task: compaction, then commit.
+struct Flusher {
+    raw_files: Arc<dyn Queue>,
+    data_files: Arc<dyn Queue>,
+    store: Arc<dyn ObjectStore>,
+    /// `None` in plain Parquet mode: compacted files are the end product.
+    catalog: Option<Arc<dyn iceberg::Catalog>>,
+    compact: CompactConfig,
+    commit: CommitConfig,
+    telemetry: Arc<Telemetry>,
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.flush_interval_secs.is_finite() && args.flush_interval_secs > 0.0,
         "--flush-interval must be a positive number of seconds, got {}",
         args.flush_interval_secs
     );
+    anyhow::ensure!(
+        args.target_file_mib > 0,
+        "--target-file-mib must be at least 1"
+    );
     std::fs::create_dir_all(&args.warehouse)
         .with_context(|| format!("creating the warehouse {}", args.warehouse.display()))?;
     let warehouse = args.warehouse.canonicalize()?;
-    let catalog = open_local_catalog(&warehouse)
-        .await
-        .with_context(|| format!("opening the catalog in {}", warehouse.display()))?;
+    let catalog: Option<Arc<dyn iceberg::Catalog>> = match args.catalog {
+        CatalogKind::Sqlite => Some(Arc::new(
+            open_local_catalog(&warehouse)
+                .await
+                .with_context(|| format!("opening the catalog in {}", warehouse.display()))?,
+        )),
+        CatalogKind::None => None,
+    };
     let queues = SqliteQueues::open(&warehouse.join(QUEUE_FILE)).await?;
     // This process is the queues' only consumer: what is in flight now was taken
     // by a previous run that did not finish; hand it out again right away.
@@ -103,15 +155,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "recovered messages a previous run had not finished"
         );
     }
-    let queue: Arc<dyn Queue> =
+    let raw_files: Arc<dyn Queue> =
         Arc::new(queues.queue(RAW_FILES_QUEUE, RAW_FILES_DLQ, MAX_RECEIVES));
-    let store = Arc::new(LocalFsStore::new(&warehouse));
+    let data_files: Arc<dyn Queue> =
+        Arc::new(queues.queue(DATA_FILES_QUEUE, DATA_FILES_DLQ, MAX_RECEIVES));
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalFsStore::new(&warehouse));
+    let scratch = warehouse.join(SCRATCH_DIR);
+    clean_scratch(&scratch);
 
-    let dead_letters: Arc<dyn Queue> = Arc::new(queues.dead_letter_queue(RAW_FILES_DLQ));
     let telemetry = Arc::new(Telemetry::default());
     let state = ReceiverState::new(
         store.clone(),
-        queue.clone(),
+        raw_files.clone(),
         ReceiverConfig {
             max_body_bytes: args.max_body_bytes,
             namespace: args.namespace.clone(),
@@ -119,7 +174,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         telemetry.clone(),
     )
-    .with_dead_letter_queue(dead_letters);
+    .with_watched_queues(vec![
+        data_files.clone(),
+        Arc::new(queues.dead_letter_queue(RAW_FILES_DLQ)),
+        Arc::new(queues.dead_letter_queue(DATA_FILES_DLQ)),
+    ]);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| {
@@ -130,35 +189,49 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         })?;
     let addr = listener.local_addr()?;
     let flush = Duration::from_secs_f64(args.flush_interval_secs);
-    banner(addr, &warehouse, &args.namespace, flush);
+    banner(addr, &warehouse, &args, flush);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(shutdown_signal(stop_tx));
 
-    let commit_config = CommitConfig {
-        namespace: args.namespace.clone(),
-        ..Default::default()
-    };
-    let committer = {
-        let (queue, store, config) = (queue.clone(), store.clone(), commit_config.clone());
-        let telemetry = telemetry.clone();
+    let flusher = Arc::new(Flusher {
+        raw_files,
+        data_files,
+        store,
+        catalog,
+        compact: CompactConfig {
+            namespace: args.namespace.clone(),
+            target_file_bytes: args.target_file_mib * 1024 * 1024,
+            memory_limit_bytes: args.compaction_memory_mib * 1024 * 1024,
+            ..CompactConfig::new(scratch)
+        },
+        commit: CommitConfig {
+            namespace: args.namespace.clone(),
+            ..Default::default()
+        },
+        telemetry,
+    });
+    let background = {
+        let flusher = flusher.clone();
         let mut stop = stop_rx.clone();
-        let catalog = open_local_catalog(&warehouse).await?;
+        let flush_bytes = args.flush_bytes;
         tokio::spawn(async move {
+            // Wake often enough to notice a size threshold, flush on time or size.
+            let tick = flush.min(Duration::from_secs(1));
+            let mut last_flush = tokio::time::Instant::now();
+            let mut bytes_at_last_flush = flusher.telemetry.raw_bytes_written();
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(flush) => {},
+                    _ = tokio::time::sleep(tick) => {},
                     _ = stop.changed() => return,
                 }
-                drain(
-                    queue.as_ref(),
-                    &catalog,
-                    store.as_ref(),
-                    &config,
-                    &telemetry,
-                    Drain::Backlog,
-                )
-                .await;
+                let bytes = flusher.telemetry.raw_bytes_written();
+                if last_flush.elapsed() < flush && bytes - bytes_at_last_flush < flush_bytes {
+                    continue;
+                }
+                last_flush = tokio::time::Instant::now();
+                bytes_at_last_flush = bytes;
+                flusher.flush(Drain::Backlog).await;
             }
         })
     };
@@ -169,56 +242,85 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let _ = stop.wait_for(|s| *s).await;
         })
         .await?;
-    let _ = committer.await;
-    // Everything acknowledged is in the queue; commit it before exiting.
-    drain(
-        queue.as_ref(),
-        &catalog,
-        store.as_ref(),
-        &commit_config,
-        &telemetry,
-        Drain::Everything,
-    )
-    .await;
+    let _ = background.await;
+    // Everything acknowledged is in the queue; compact and commit it before exiting.
+    flusher.flush(Drain::Everything).await;
     info!("stopped");
     Ok(())
 }
 
-/// How far [`drain`] goes.
+/// How far a flush goes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Drain {
-    /// A flush: commit the backlog, stopping at the first batch that was not
-    /// full. Under steady load the queue is never empty; committing until it is
+    /// A flush: the backlog, stopping at the first batch that was not full.
+    /// Under steady load the queues are never empty; draining until they are
     /// would make a snapshot every few milliseconds instead of one per flush.
     Backlog,
-    /// Shutdown: commit until nothing visible is left.
+    /// Shutdown: until nothing visible is left.
     Everything,
 }
 
-/// Commits batches from the queue; see [`Drain`].
-async fn drain(
-    queue: &dyn Queue,
-    catalog: &dyn iceberg::Catalog,
-    store: &dyn otlp2parquet_shared::ports::ObjectStore,
-    config: &CommitConfig,
-    telemetry: &Telemetry,
-    how_far: Drain,
-) {
-    loop {
-        match commit_batch(queue, catalog, store, config).await {
-            Ok(outcome) => {
-                telemetry.record_commit(outcome.files, outcome.rows, outcome.failed);
-                let nothing_left = outcome.received == 0 || outcome.failed == outcome.received;
-                let backlog_done =
-                    how_far == Drain::Backlog && outcome.received < config.max_messages;
-                if nothing_left || backlog_done {
+impl Flusher {
+    async fn flush(&self, how_far: Drain) {
+        let commit_queue = self.catalog.as_ref().map(|_| self.data_files.as_ref());
+        loop {
+            match compact_batch(
+                self.raw_files.as_ref(),
+                commit_queue,
+                self.store.as_ref(),
+                &self.compact,
+            )
+            .await
+            {
+                Ok(outcome) => {
+                    self.telemetry.record_compaction(
+                        outcome.compactions,
+                        outcome.outputs,
+                        outcome.failed,
+                    );
+                    if done(
+                        how_far,
+                        outcome.received,
+                        outcome.failed,
+                        self.compact.max_messages,
+                    ) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    error!(error = %e, "compaction batch failed");
+                    break;
+                }
+            }
+        }
+        let Some(catalog) = &self.catalog else {
+            return;
+        };
+        loop {
+            match commit_batch(self.data_files.as_ref(), catalog.as_ref(), &self.commit).await {
+                Ok(outcome) => {
+                    self.telemetry
+                        .record_commit(outcome.files, outcome.rows, outcome.failed);
+                    if done(
+                        how_far,
+                        outcome.received,
+                        outcome.failed,
+                        self.commit.max_messages,
+                    ) {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    error!(error = %e, "commit batch failed");
                     return;
                 }
             }
-            Err(e) => {
-                error!(error = %e, "commit batch failed");
-                return;
-            }
         }
     }
+}
+
+/// Whether a drain loop stops after a batch that received `received` messages.
+fn done(how_far: Drain, received: usize, failed: usize, max: usize) -> bool {
+    let nothing_left = received == 0 || failed == received;
+    nothing_left || (how_far == Drain::Backlog && received < max)
 }

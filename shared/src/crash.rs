@@ -17,6 +17,9 @@ pub const CRASH_AT_ENV: &str = "OTLP2PARQUET_CRASH_AT";
 pub const CRASH_POINTS: &[&str] = &[
     "ingest-after-raw-write",
     "ingest-after-enqueue",
+    "compact-mid-way",
+    "compact-after-write",
+    "compact-after-send",
     "commit-before-catalog-commit",
     "commit-after-catalog-commit",
 ];

@@ -148,7 +148,10 @@ async fn run(mut rx: mpsc::Receiver<Submission>, sink: GroupSink, config: GroupC
                     files = outcome.files.len(),
                     "group written"
                 );
-                sink.telemetry.record_raw_files(outcome.files.len());
+                sink.telemetry.record_raw_files(
+                    outcome.files.len(),
+                    outcome.files.iter().map(|f| f.bytes).sum(),
+                );
                 let accepted = outcome.accepted;
                 for reply in replies {
                     let _ = reply.send(Ok(accepted));

@@ -77,7 +77,7 @@ pub struct ReceiverState {
     in_flight: Arc<Semaphore>,
     group: GroupCommitter,
     telemetry: Arc<Telemetry>,
-    dead_letters: Option<Arc<dyn Queue>>,
+    watched: Vec<Arc<dyn Queue>>,
 }
 
 impl ReceiverState {
@@ -106,35 +106,29 @@ impl ReceiverState {
             config: Arc::new(config),
             group,
             telemetry,
-            dead_letters: None,
+            watched: Vec::new(),
         }
     }
 
-    /// Reports the depth of this dead-letter queue at `/metrics`.
-    pub fn with_dead_letter_queue(mut self, queue: Arc<dyn Queue>) -> Self {
-        self.dead_letters = Some(queue);
+    /// Also reports the depth of these queues (later stages, dead-letter
+    /// queues) at `/metrics`.
+    pub fn with_watched_queues(mut self, queues: Vec<Arc<dyn Queue>>) -> Self {
+        self.watched = queues;
         self
     }
 }
 
 async fn metrics(State(state): State<ReceiverState>) -> Response {
-    let depth = state.queue.depth().await.unwrap_or(0);
-    let dead = match &state.dead_letters {
-        Some(q) => q.depth().await.unwrap_or(0),
-        None => 0,
-    };
-    let body = state.telemetry.render(&[
-        (
-            "otlp2parquet_queue_depth",
-            "Raw files waiting to be committed.",
-            depth,
-        ),
-        (
-            "otlp2parquet_dead_letter_queue_depth",
-            "Messages that failed too often; replay them after fixing the cause.",
-            dead,
-        ),
-    ]);
+    let mut depths = Vec::new();
+    for queue in std::iter::once(&state.queue).chain(&state.watched) {
+        let depth = queue.depth().await.unwrap_or(0);
+        depths.push((format!("{{queue=\"{}\"}}", queue.name()), depth));
+    }
+    let body = state.telemetry.render(&[(
+        "otlp2parquet_queue_depth",
+        "Messages waiting in each queue (dead-letter queues end in -dlq).",
+        depths,
+    )]);
     let mut response = body.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

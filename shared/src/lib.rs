@@ -14,6 +14,8 @@
 //! - [`parquet`] writes record batches as Parquet files with the project's settings.
 //! - [`catalog`] creates the tables in an Iceberg catalog, describes written files
 //!   for it, and appends them exactly once.
+//! - [`compact`] merges raw files into large sorted files with DataFusion, and
+//!   [`commit`] appends those to the tables.
 //! - [`ports`] are the small traits (queue, …) the pipeline stages run over, and
 //!   [`local`] their implementations for the embedded single-process mode.
 //! - [`generate`] produces deterministic synthetic OTLP traffic for tests and benchmarks.
@@ -21,6 +23,7 @@
 
 pub mod catalog;
 pub mod commit;
+pub mod compact;
 pub mod convert;
 pub mod crash;
 mod error;

@@ -109,6 +109,11 @@ impl Table {
         }
     }
 
+    /// The table called `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.name() == name)
+    }
+
     /// The signal whose requests feed this table.
     pub fn signal(self) -> Signal {
         match self {

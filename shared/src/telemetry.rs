@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::Signal;
 
 /// Label sets (`{signal="logs"}`, or empty) and their values.
-type Samples = Vec<(String, u64)>;
+pub type Samples = Vec<(String, u64)>;
 
 /// Monotonic counters shared by the receiver and the committer.
 #[derive(Debug, Default)]
@@ -20,6 +20,10 @@ pub struct Telemetry {
     requests_client_error: AtomicU64,
     requests_unavailable: AtomicU64,
     raw_files_written: AtomicU64,
+    raw_bytes_written: AtomicU64,
+    compactions: AtomicU64,
+    compacted_files: AtomicU64,
+    compaction_failures: AtomicU64,
     commits: AtomicU64,
     committed_files: AtomicU64,
     committed_rows: AtomicU64,
@@ -42,9 +46,25 @@ impl Telemetry {
     }
 
     /// Counts raw files written (one group commit writes several requests' rows).
-    pub fn record_raw_files(&self, files: usize) {
+    pub fn record_raw_files(&self, files: usize, bytes: u64) {
         self.raw_files_written
             .fetch_add(files as u64, Ordering::Relaxed);
+        self.raw_bytes_written.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes of raw files written so far (a flush starts early once enough wait).
+    pub fn raw_bytes_written(&self) -> u64 {
+        self.raw_bytes_written.load(Ordering::Relaxed)
+    }
+
+    /// Counts a compaction batch.
+    pub fn record_compaction(&self, compactions: usize, outputs: usize, failed: usize) {
+        self.compactions
+            .fetch_add(compactions as u64, Ordering::Relaxed);
+        self.compacted_files
+            .fetch_add(outputs as u64, Ordering::Relaxed);
+        self.compaction_failures
+            .fetch_add(failed as u64, Ordering::Relaxed);
     }
 
     /// Counts a response by its HTTP status.
@@ -71,7 +91,7 @@ impl Telemetry {
 
     /// The counters in the Prometheus text exposition format, plus the given
     /// gauges (name, help, value).
-    pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
+    pub fn render(&self, gauges: &[(&str, &str, Samples)]) -> String {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let per_signal = |counters: &[AtomicU64; 3]| -> Samples {
             Signal::ALL
@@ -80,7 +100,7 @@ impl Telemetry {
                 .collect()
         };
         let single = |c: &AtomicU64| vec![(String::new(), load(c))];
-        let counters: [(&str, &str, Samples); 9] = [
+        let counters: [(&str, &str, Samples); 13] = [
             (
                 "otlp2parquet_records_accepted_total",
                 "Records written durably.",
@@ -110,6 +130,26 @@ impl Telemetry {
                 "otlp2parquet_raw_files_written_total",
                 "Raw Parquet files written by ingest.",
                 single(&self.raw_files_written),
+            ),
+            (
+                "otlp2parquet_raw_bytes_written_total",
+                "Bytes of raw Parquet files written by ingest.",
+                single(&self.raw_bytes_written),
+            ),
+            (
+                "otlp2parquet_compactions_total",
+                "Compactions finished (raw files merged into sorted files).",
+                single(&self.compactions),
+            ),
+            (
+                "otlp2parquet_compacted_files_total",
+                "Files written by compaction.",
+                single(&self.compacted_files),
+            ),
+            (
+                "otlp2parquet_compaction_failures_total",
+                "Raw-file messages whose compaction failed (retried, then dead-lettered).",
+                single(&self.compaction_failures),
             ),
             (
                 "otlp2parquet_commits_total",
@@ -144,11 +184,11 @@ impl Telemetry {
                 let _ = writeln!(out, "{name}{labels} {value}");
             }
         }
-        for (name, help, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
+        for (name, help, values) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (labels, value) in values {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
         }
         out
     }

@@ -162,7 +162,10 @@ async fn accepted_data_is_durable_and_queued() {
         "{text}"
     );
     // One message was received above and is in flight: it still counts.
-    assert!(text.contains("otlp2parquet_queue_depth 2"), "{text}");
+    assert!(
+        text.contains("otlp2parquet_queue_depth{queue=\"raw-files\"} 2"),
+        "{text}"
+    );
 }
 
 // Rejected records are reported in partial_success, encoded like the request.

@@ -41,7 +41,8 @@ impl LocalFsStore {
     }
 }
 
-fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// A temporary name beside `path`, for writing before the object appears.
+fn temporary_beside(path: &Path) -> std::io::Result<(PathBuf, &Path)> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
@@ -51,34 +52,103 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             .unwrap_or("object"),
         uuid::Uuid::new_v4()
     ));
+    Ok((tmp, dir))
+}
+
+/// How a finished temporary file becomes the object.
+#[derive(Clone, Copy)]
+enum Publish {
+    /// Replace whatever is there.
+    Replace,
+    /// Only if nothing is there: a hard link fails atomically when the name exists.
+    IfAbsent,
+}
+
+/// Writes `bytes` at `path` through a temporary file; returns false if `publish`
+/// is [`Publish::IfAbsent`] and the object existed.
+fn write_durably(path: &Path, bytes: &[u8], publish: Publish) -> std::io::Result<bool> {
+    let (tmp, dir) = temporary_beside(path)?;
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // The rename is durable only once the directory entry is.
-        std::fs::File::open(dir)?.sync_all()
+        let created = match publish {
+            Publish::Replace => std::fs::rename(&tmp, path).map(|()| true)?,
+            Publish::IfAbsent => match std::fs::hard_link(&tmp, path) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                Err(e) => return Err(e),
+            },
+        };
+        // The new name is durable only once the directory entry is.
+        std::fs::File::open(dir)?.sync_all()?;
+        Ok(created)
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
+    // After a rename there is nothing left to remove; after a link the temporary
+    // name goes, the object stays.
+    let _ = std::fs::remove_file(&tmp);
     result
+}
+
+/// Moves the finished file `from` to `path` durably (copying if it is on
+/// another file system).
+fn move_durably(from: &Path, path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(from)?.sync_all()?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    if std::fs::rename(from, path).is_err() {
+        let (tmp, _) = temporary_beside(path)?;
+        let copied = std::fs::copy(from, &tmp)
+            .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if copied.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        copied?;
+        std::fs::remove_file(from)?;
+    }
+    std::fs::File::open(dir)?.sync_all()
+}
+
+fn backend(key: &str, e: impl std::fmt::Display) -> ObjectStoreError {
+    ObjectStoreError::Backend {
+        key: key.to_string(),
+        message: e.to_string(),
+    }
 }
 
 #[async_trait]
 impl ObjectStore for LocalFsStore {
     async fn put(&self, key: &str, bytes: Bytes) -> Result<(), ObjectStoreError> {
         let path = self.path(key)?;
-        tokio::task::spawn_blocking(move || write_durably(&path, &bytes))
+        tokio::task::spawn_blocking(move || write_durably(&path, &bytes, Publish::Replace))
             .await
-            .map_err(|e| ObjectStoreError::Backend {
-                key: key.to_string(),
-                message: e.to_string(),
-            })?
-            .map_err(|e| ObjectStoreError::Backend {
-                key: key.to_string(),
-                message: e.to_string(),
-            })
+            .map_err(|e| backend(key, e))?
+            .map_err(|e| backend(key, e))
+            .map(drop)
+    }
+
+    async fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<bool, ObjectStoreError> {
+        let path = self.path(key)?;
+        tokio::task::spawn_blocking(move || write_durably(&path, &bytes, Publish::IfAbsent))
+            .await
+            .map_err(|e| backend(key, e))?
+            .map_err(|e| backend(key, e))
+    }
+
+    async fn put_file(&self, key: &str, from: &Path) -> Result<(), ObjectStoreError> {
+        let path = self.path(key)?;
+        let from = from.to_path_buf();
+        tokio::task::spawn_blocking(move || move_durably(&from, &path))
+            .await
+            .map_err(|e| backend(key, e))?
+            .map_err(|e| backend(key, e))
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, ObjectStoreError> {
+        tokio::fs::try_exists(self.path(key)?)
+            .await
+            .map_err(|e| backend(key, e))
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, ObjectStoreError> {
@@ -87,10 +157,7 @@ impl ObjectStore for LocalFsStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ObjectStoreError::NotFound {
                 key: key.to_string(),
             }),
-            Err(e) => Err(ObjectStoreError::Backend {
-                key: key.to_string(),
-                message: e.to_string(),
-            }),
+            Err(e) => Err(backend(key, e)),
         }
     }
 
@@ -98,10 +165,7 @@ impl ObjectStore for LocalFsStore {
         match tokio::fs::remove_file(self.path(key)?).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(ObjectStoreError::Backend {
-                key: key.to_string(),
-                message: e.to_string(),
-            }),
+            Err(e) => Err(backend(key, e)),
         }
     }
 

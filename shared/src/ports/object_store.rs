@@ -34,6 +34,19 @@ pub trait ObjectStore: Send + Sync {
     /// Writes `bytes` at `key` durably, replacing any object there.
     async fn put(&self, key: &str, bytes: Bytes) -> Result<(), ObjectStoreError>;
 
+    /// Writes `bytes` at `key` durably only if no object is there; returns
+    /// whether it did (S3 `PUT` with `If-None-Match: *`). The object appears
+    /// whole or not at all, so a claim written this way is never seen half done.
+    async fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<bool, ObjectStoreError>;
+
+    /// Stores the finished local file at `path` as `key`, durably, consuming the
+    /// file. Large outputs go this way so they never have to sit in memory whole
+    /// (a rename locally; a multipart upload on S3).
+    async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(), ObjectStoreError>;
+
+    /// Whether an object exists at `key`.
+    async fn exists(&self, key: &str) -> Result<bool, ObjectStoreError>;
+
     /// Reads the whole object at `key`.
     async fn get(&self, key: &str) -> Result<Bytes, ObjectStoreError>;
 
