@@ -41,6 +41,11 @@ pub enum Command {
     Schema(SchemaArgs),
     /// List the Iceberg tables of a warehouse: snapshots, rows, files, metadata location.
     Tables(TablesArgs),
+    /// Runs SQL over the committed tables (DataFusion) and prints the result.
+    #[command(
+        after_help = "Tables are named logs, traces, metrics_gauge, metrics_sum, metrics_histogram,\nmetrics_exponential_histogram and metrics_summary; column names keep their case.\n\nExamples:\n  otlp2parquet query \"SELECT ServiceName, count(*) AS n FROM logs GROUP BY 1 ORDER BY n DESC\"\n  otlp2parquet query \"SELECT SpanName, avg(Duration) / 1e6 AS avg_ms FROM traces GROUP BY 1\"\n  otlp2parquet query \"SELECT LogAttributes['http.method'] AS method, count(*) FROM logs GROUP BY 1\""
+    )]
+    Query(QueryArgs),
     /// Dead-letter queue: show what failed, or replay it once the cause is fixed.
     Dlq(DlqArgs),
 }
@@ -207,6 +212,22 @@ pub enum DlqAction {
 #[derive(Debug, Args)]
 pub struct TablesArgs {
     /// Warehouse directory of the embedded catalog.
+    #[arg(
+        long,
+        env = "OTLP2PARQUET_ICEBERG_WAREHOUSE",
+        default_value = "otlp2parquet-data"
+    )]
+    pub warehouse: PathBuf,
+    /// Iceberg namespace of the tables.
+    #[arg(long, default_value = "otel", env = "OTLP2PARQUET_ICEBERG_NAMESPACE")]
+    pub namespace: String,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The SQL statement.
+    pub sql: String,
+    /// Warehouse directory of `otlp2parquet serve` (holds catalog.db).
     #[arg(
         long,
         env = "OTLP2PARQUET_ICEBERG_WAREHOUSE",

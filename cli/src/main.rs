@@ -10,6 +10,7 @@ mod dlq;
 mod flags;
 mod generate;
 mod input;
+mod query;
 mod serve;
 mod tables;
 
@@ -47,6 +48,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
         Command::Convert(args) => convert::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Tables(args) => tables::run(args),
+        Command::Query(args) => query::run(args),
         Command::Serve(args) => {
             let serve_matches = matches
                 .subcommand_matches("serve")

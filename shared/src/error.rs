@@ -61,9 +61,10 @@ pub enum Error {
     /// An Iceberg schema, partition spec or sort order was rejected by the `iceberg` crate.
     #[error("Iceberg: {0}")]
     Iceberg(#[from] iceberg::Error),
-    /// DataFusion failed to read, sort or query files.
-    #[error("DataFusion: {0}")]
-    DataFusion(#[source] Box<datafusion::error::DataFusionError>),
+    /// DataFusion failed to read, sort or query files. Not a `#[source]`: its
+    /// message already spells out its own chain of causes.
+    #[error("{0}")]
+    DataFusion(Box<datafusion::error::DataFusionError>),
     /// The object store failed or lacks an object.
     #[error(transparent)]
     ObjectStore(#[from] crate::ports::ObjectStoreError),

@@ -18,6 +18,7 @@
 //!   [`commit`] appends those to the tables.
 //! - [`ports`] are the small traits (queue, …) the pipeline stages run over, and
 //!   [`local`] their implementations for the embedded single-process mode.
+//! - [`query`] runs SQL over the committed tables with DataFusion.
 //! - [`generate`] produces deterministic synthetic OTLP traffic for tests and benchmarks.
 #![deny(missing_docs)]
 
@@ -35,6 +36,7 @@ pub mod local;
 pub mod otlp;
 pub mod parquet;
 pub mod ports;
+pub mod query;
 pub mod schema;
 mod signal;
 pub mod telemetry;

@@ -1,0 +1,31 @@
+//! `otlp2parquet query "SQL"`: look at the data without another tool.
+
+use anyhow::Context;
+use otlp2parquet_shared::catalog::{CATALOG_FILE, open_local_catalog};
+
+use crate::flags::QueryArgs;
+
+pub fn run(args: QueryArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        anyhow::ensure!(
+            args.warehouse.join(CATALOG_FILE).exists(),
+            "no catalog at {}: is --warehouse the directory `otlp2parquet serve` uses?",
+            args.warehouse.join(CATALOG_FILE).display()
+        );
+        let catalog = open_local_catalog(&args.warehouse)
+            .await
+            .with_context(|| format!("opening the catalog in {}", args.warehouse.display()))?;
+        let ctx = otlp2parquet_shared::query::session(&catalog, &args.namespace).await?;
+        // DataFusion's messages carry their own causes; adding context here
+        // would print each of them twice.
+        let frame = ctx
+            .sql(&args.sql)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        frame.show().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(())
+    })
+}
