@@ -6,7 +6,7 @@
 # CONNECTIONS connections, each request the same generated protobuf logs export
 # of RECORDS records (default 81, about 40 KB, the size the README compares with).
 # Reports acknowledged records/s, latency percentiles, the server's peak RSS, and
-# then — after a final commit — the rows really in the table and the raw files.
+# then — after a final flush — the rows really in the table and the file counts.
 #
 # Usage: scripts/bench-serve.sh [DURATION=60] [CONNECTIONS=16] [RECORDS=81]
 set -euo pipefail
@@ -35,12 +35,16 @@ bench_watch_rss "$server" "$work/peak"
 echo "serve: $records records per request ($size bytes), $connections connections, ${duration}s" >&2
 result=$(bench_drive "$port" "$duration" "$connections" "$work")
 peak=$(cat "$work/peak" 2>/dev/null || echo 0)
+curl -sf "http://127.0.0.1:$port/metrics" > "$work/metrics"
 kill -INT "$server"; wait "$server" || true
 ok=$(bench_ok_requests "$result")
 rows=$("$bin" tables --warehouse "$work/wh" | awk '$1 == "otel.logs" {print $3}')
-files=$(find "$work/wh/otel/logs/data/raw" -name '*.parquet' | wc -l)
+raw_left=$(find "$work/wh/otel/logs/data/raw" -name '*.parquet' 2>/dev/null | wc -l)
+files=$(find "$work/wh/otel/logs/data" -name '*.parquet' -not -path '*/raw/*' | wc -l)
+raw_written=$(grep -o 'otlp2parquet_raw_files_written_total [0-9]*' "$work/metrics" | awk '{print $2}')
 echo
 echo "acknowledged records/s: $(( ok * records / duration ))"
 echo "$result"
 echo "server peak RSS: $(( peak / 1024 )) MiB"
-echo "rows committed: $rows (acknowledged: $(( ok * records ))); raw files: $files"
+echo "rows committed: $rows (acknowledged: $(( ok * records )))"
+echo "raw files written: $raw_written, left uncompacted: $raw_left; compacted files in the table: $files"

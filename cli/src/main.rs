@@ -21,6 +21,7 @@ use clap::{CommandFactory, FromArgMatches};
 use flags::{Cli, Command};
 
 fn main() -> ExitCode {
+    otlp2parquet_shared::tune_allocator();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,

@@ -44,6 +44,7 @@ const MAX_RECEIVES: u32 = 5;
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(otlp2parquet_shared::MAX_BLOCKING_THREADS)
         .build()?;
     runtime.block_on(serve(args))
 }
@@ -124,7 +125,24 @@ struct Flusher {
     telemetry: Arc<Telemetry>,
 }
 
+/// Settings of the original design that this build cannot honour yet: better to
+/// refuse to start than to write somewhere the user did not ask for.
+const NOT_YET_SUPPORTED: [&str; 3] = [
+    "OTLP2PARQUET_ICEBERG_REST_URI",
+    "OTLP2PARQUET_S3_BUCKET",
+    "OTLP2PARQUET_S3_REGION",
+];
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(var) = NOT_YET_SUPPORTED
+        .into_iter()
+        .find(|v| std::env::var_os(v).is_some())
+    {
+        anyhow::bail!(
+            "{var} is set, but serve supports only a local warehouse so far \
+             (--catalog sqlite or none); unset {var} to run locally"
+        );
+    }
     anyhow::ensure!(
         args.flush_interval_secs.is_finite() && args.flush_interval_secs > 0.0,
         "--flush-interval must be a positive number of seconds, got {}",

@@ -107,6 +107,14 @@ pub struct CompactConfig {
     pub target_file_bytes: u64,
     /// Memory DataFusion may use for sorting before it spills to disk.
     pub memory_limit_bytes: usize,
+    /// Parallel sort streams (DataFusion target partitions). Each gets an equal
+    /// share of the memory limit.
+    pub sort_partitions: usize,
+    /// Rows per batch inside DataFusion: smaller batches need less memory to
+    /// merge many sorted runs.
+    pub batch_rows: usize,
+    /// Memory set aside per sort stream for merging its sorted runs.
+    pub merge_reservation_bytes: usize,
     /// Local directory for outputs being written and for sort spills.
     pub scratch_dir: PathBuf,
     /// How output files are encoded.
@@ -124,6 +132,9 @@ impl CompactConfig {
             retry_delay: Duration::from_secs(1),
             target_file_bytes: 128 * 1024 * 1024,
             memory_limit_bytes: 256 * 1024 * 1024,
+            sort_partitions: 1,
+            batch_rows: 4096,
+            merge_reservation_bytes: 32 * 1024 * 1024,
             scratch_dir: scratch_dir.into(),
             // Compacted files are written once and read many times: a few more
             // CPU cycles for smaller files are worth it here, unlike at ingest.
@@ -663,7 +674,14 @@ async fn sorted_stream(
         ))
         .build_arc()
         .map_err(datafusion_error)?;
-    let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
+    let session = SessionConfig::new()
+        .with_target_partitions(config.sort_partitions.max(1))
+        .with_batch_size(config.batch_rows.max(1))
+        .with_sort_spill_reservation_bytes(config.merge_reservation_bytes)
+        // Statistics would read every input's footer up front, concurrently, for
+        // a plan that has nothing to prune: each file is read whole anyway.
+        .with_collect_statistics(false);
+    let ctx = SessionContext::new_with_config_rt(session, runtime);
     let schema = TableDefinition::get(table).arrow_schema.clone();
     let frame = ctx
         .read_parquet(uris, ParquetReadOptions::default().schema(schema.as_ref()))

@@ -42,4 +42,28 @@ mod signal;
 pub mod telemetry;
 
 pub use error::{Error, Result};
+
+/// Blocking threads a runtime running the pipeline should allow (tokio's default
+/// is 512). File I/O runs on them; with hundreds of small files in flight, every
+/// extra thread takes a glibc malloc arena whose freed memory stays resident,
+/// which left compaction at several times its live heap.
+pub const MAX_BLOCKING_THREADS: usize = 16;
+
+/// Makes glibc malloc give large blocks back to the system. Call it first thing
+/// in a process that runs the pipeline.
+///
+/// glibc raises its mmap threshold each time a large block is freed, so after a
+/// while the multi-megabyte buffers of Parquet pages, Arrow batches and sort runs
+/// come from the heap, and the holes they leave stay resident: compacting 1,000
+/// files took 1.1 GiB of RSS for 345 MiB of live heap. A fixed 1 MiB threshold
+/// serves such blocks with mmap, returned on free (664 MiB, at the same speed;
+/// 128 KiB got 573 MiB but cost a fifth of the speed in system calls).
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes a malloc parameter; it is called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
+    }
+}
 pub use signal::{Signal, Table};
