@@ -41,7 +41,7 @@ ok=$(bench_ok_requests "$result")
 rows=$("$bin" tables --warehouse "$work/wh" | awk '$1 == "otel.logs" {print $3}')
 raw_left=$(find "$work/wh/otel/logs/data/raw" -name '*.parquet' 2>/dev/null | wc -l)
 files=$(find "$work/wh/otel/logs/data" -name '*.parquet' -not -path '*/raw/*' | wc -l)
-raw_written=$(grep -o 'otlp2parquet_raw_files_written_total [0-9]*' "$work/metrics" | awk '{print $2}')
+raw_written=$(awk '$1 == "otlp2parquet_raw_files_written_total" {print $2}' "$work/metrics")
 echo
 echo "acknowledged records/s: $(( ok * records / duration ))"
 echo "$result"

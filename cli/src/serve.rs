@@ -229,29 +229,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         telemetry,
     });
+    // Compaction and commits run on a runtime (so a core) of their own:
+    // DataFusion sorting on the receiver's workers made clients wait.
+    let (http_done_tx, http_done_rx) = watch::channel(false);
     let background = {
         let flusher = flusher.clone();
-        let mut stop = stop_rx.clone();
+        let stop = stop_rx.clone();
         let flush_bytes = args.flush_bytes;
-        tokio::spawn(async move {
-            // Wake often enough to notice a size threshold, flush on time or size.
-            let tick = flush.min(Duration::from_secs(1));
-            let mut last_flush = tokio::time::Instant::now();
-            let mut bytes_at_last_flush = flusher.telemetry.raw_bytes_written();
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(tick) => {},
-                    _ = stop.changed() => return,
-                }
-                let bytes = flusher.telemetry.raw_bytes_written();
-                if last_flush.elapsed() < flush && bytes - bytes_at_last_flush < flush_bytes {
-                    continue;
-                }
-                last_flush = tokio::time::Instant::now();
-                bytes_at_last_flush = bytes;
-                flusher.flush(Drain::Backlog).await;
-            }
-        })
+        std::thread::Builder::new().name("flusher".into()).spawn(
+            move || -> std::io::Result<()> {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .max_blocking_threads(otlp2parquet_shared::MAX_BLOCKING_THREADS)
+                    .build()?
+                    .block_on(flush_loop(flusher, stop, http_done_rx, flush, flush_bytes));
+                Ok(())
+            },
+        )?
     };
 
     let mut stop = stop_rx.clone();
@@ -260,11 +254,45 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let _ = stop.wait_for(|s| *s).await;
         })
         .await?;
-    let _ = background.await;
-    // Everything acknowledged is in the queue; compact and commit it before exiting.
-    flusher.flush(Drain::Everything).await;
+    // Every acknowledged request is in the queue now: the flusher drains it all.
+    let _ = http_done_tx.send(true);
+    match tokio::task::spawn_blocking(move || background.join()).await? {
+        Ok(result) => result.context("running the flusher")?,
+        Err(_) => anyhow::bail!("the flusher thread panicked"),
+    }
     info!("stopped");
     Ok(())
+}
+
+/// Flushes every `interval`, or once `flush_bytes` of raw files wait, until
+/// `stop`; then, once the receiver has answered its last request, drains
+/// everything.
+async fn flush_loop(
+    flusher: Arc<Flusher>,
+    mut stop: watch::Receiver<bool>,
+    mut http_done: watch::Receiver<bool>,
+    interval: Duration,
+    flush_bytes: u64,
+) {
+    // Wake often enough to notice the size threshold.
+    let tick = interval.min(Duration::from_secs(1));
+    let mut last_flush = tokio::time::Instant::now();
+    let mut bytes_at_last_flush = flusher.telemetry.raw_bytes_written();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {},
+            _ = stop.changed() => break,
+        }
+        let bytes = flusher.telemetry.raw_bytes_written();
+        if last_flush.elapsed() < interval && bytes - bytes_at_last_flush < flush_bytes {
+            continue;
+        }
+        last_flush = tokio::time::Instant::now();
+        bytes_at_last_flush = bytes;
+        flusher.flush(Drain::Backlog).await;
+    }
+    let _ = http_done.wait_for(|done| *done).await;
+    flusher.flush(Drain::Everything).await;
 }
 
 /// How far a flush goes.
