@@ -175,6 +175,14 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Seconds a request body may take to arrive; slower ones get 408 (so slow
+    /// or stalled clients cannot hold connections and memory indefinitely).
+    #[arg(
+        long = "body-timeout",
+        default_value_t = 30.0,
+        env = "OTLP2PARQUET_BODY_TIMEOUT_SECS"
+    )]
+    pub body_timeout_secs: f64,
 }
 
 /// Where `serve` commits tables.

@@ -149,6 +149,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.flush_interval_secs
     );
     anyhow::ensure!(
+        args.body_timeout_secs.is_finite() && args.body_timeout_secs > 0.0,
+        "--body-timeout must be a positive number of seconds, got {}",
+        args.body_timeout_secs
+    );
+    anyhow::ensure!(
         args.target_file_mib > 0,
         "--target-file-mib must be at least 1"
     );
@@ -187,6 +192,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         raw_files.clone(),
         ReceiverConfig {
             max_body_bytes: args.max_body_bytes,
+            body_timeout: Duration::from_secs_f64(args.body_timeout_secs),
             namespace: args.namespace.clone(),
             ..Default::default()
         },

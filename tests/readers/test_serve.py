@@ -473,3 +473,34 @@ def test_plain_parquet_mode(tmp_path):
     assert logs == 600
     spans = con.sql(f"SELECT count(*) FROM read_parquet('{wh}/otel/traces/data/*/*.parquet')").fetchone()[0]
     assert spans == 200
+
+
+def test_slow_bodies_time_out_over_a_real_socket(tmp_path):
+    """Slowloris: clients that send headers and part of a body, then stall, get 408
+    once the body timeout passes, leave nothing behind, and do not keep an ordinary
+    client from being served meanwhile."""
+    wh = tmp_path / "wh"
+    server = Server(wh, flush="0.2", extra=("--body-timeout", "1"))
+    slow = []
+    try:
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            s.sendall(b"POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                      b"Content-Length: 100000\r\n\r\n" + b"\x0a" * 10)
+            slow.append(s)
+        started = time.time()
+        status, _ = server.post("/v1/logs", generate(tmp_path, "logs", 20, "pb"), "application/x-protobuf")
+        assert status == 200
+        assert time.time() - started < 1.0, "an ordinary request waited for the slow ones"
+        for s in slow:
+            answer = s.recv(4096).decode("latin-1")
+            assert answer.startswith("HTTP/1.1 408"), answer
+        elapsed = time.time() - started
+        assert elapsed < 5, f"slow bodies were cut after {elapsed:.1f} s, expected about 1 s"
+        wait_for_rows(wh, "logs", 20)
+    finally:
+        for s in slow:
+            s.close()
+        code, _, err = server.stop()
+    assert code == 0, err
+    assert rows(wh, "logs").num_rows == 20, "a cut-off body wrote nothing"
