@@ -9,9 +9,8 @@
 //! `COMPACTION_BENCH_FILES` (default 1000) and `COMPACTION_BENCH_ROWS` (rows per
 //! raw file, default 3000) scale it; `COMPACTION_BENCH_DIR` picks the disk.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use otlp2parquet_shared::Signal;
@@ -22,25 +21,9 @@ use otlp2parquet_shared::local::{LocalFsStore, SqliteQueues};
 use otlp2parquet_shared::parquet::ParquetWriterBuilder;
 use otlp2parquet_shared::ports::Queue;
 
-struct Counting;
+mod common;
 
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
+use common::{Counting, LIVE, PEAK};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;

@@ -5,8 +5,7 @@
 //! the peak above that baseline (decoded structs + Arrow arrays + Parquet buffers
 //! + the finished file), divided by the body's size. Target: ≤ 4×.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use otlp2parquet_shared::Signal;
 use otlp2parquet_shared::convert::convert;
@@ -15,25 +14,9 @@ use otlp2parquet_shared::otlp::{self, Compression, DecodeLimits, ExportRequest, 
 use otlp2parquet_shared::parquet::ParquetWriterBuilder;
 use otlp2parquet_shared::schema::TableDefinition;
 
-struct Counting;
+mod common;
 
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
+use common::{Counting, LIVE, PEAK};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;

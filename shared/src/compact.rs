@@ -614,15 +614,8 @@ async fn merge(
                 }
             })?;
         for finished in writer.write(&batch)? {
-            store_output(
-                store,
-                table,
-                &key_of(keys.len()),
-                finished,
-                &mut ready,
-                &mut keys,
-            )
-            .await?;
+            let key = key_of(keys.len());
+            store_output(store, table, key, finished, &mut ready, &mut keys).await?;
             if !crashed_mid_way {
                 crashed_mid_way = true;
                 crate::crash::crash_point("compact-mid-way");
@@ -630,15 +623,8 @@ async fn merge(
         }
     }
     if let Some(finished) = writer.finish()? {
-        store_output(
-            store,
-            table,
-            &key_of(keys.len()),
-            finished,
-            &mut ready,
-            &mut keys,
-        )
-        .await?;
+        let key = key_of(keys.len());
+        store_output(store, table, key, finished, &mut ready, &mut keys).await?;
     }
     crate::crash::crash_point("compact-mid-way");
     debug!(%table, compaction = id, files = keys.len(), "merged");
@@ -648,14 +634,14 @@ async fn merge(
 async fn store_output(
     store: &dyn ObjectStore,
     table: Table,
-    key: &str,
+    key: String,
     finished: FinishedFile,
     ready: &mut DataFilesReady,
     keys: &mut Vec<String>,
 ) -> Result<(), Error> {
-    store.put_file(key, &finished.path).await?;
-    keys.push(key.to_string());
-    let file = data_file(table, store.uri(key), finished.size, &finished.metadata)?;
+    store.put_file(&key, &finished.path).await?;
+    let file = data_file(table, store.uri(&key), finished.size, &finished.metadata)?;
+    keys.push(key);
     ready.rows += file.record_count();
     ready.data_files.push(to_json(table, file)?);
     Ok(())

@@ -538,49 +538,6 @@ async fn a_raw_file_at_the_target_size_is_not_rewritten() {
     assert_eq!(p.rows("logs").await, (100, 0));
 }
 
-/// Stores like the store it wraps, except that the `fail_at`-th put fails.
-struct FailingPut {
-    inner: LocalFsStore,
-    puts: std::sync::atomic::AtomicUsize,
-    fail_at: usize,
-}
-
-#[async_trait]
-impl ObjectStore for FailingPut {
-    async fn put(&self, key: &str, bytes: bytes::Bytes) -> Result<(), ObjectStoreError> {
-        let n = self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        if n == self.fail_at {
-            return Err(ObjectStoreError::Backend {
-                key: key.into(),
-                message: "injected: disk full".into(),
-            });
-        }
-        self.inner.put(key, bytes).await
-    }
-    async fn put_if_absent(
-        &self,
-        key: &str,
-        bytes: bytes::Bytes,
-    ) -> Result<bool, ObjectStoreError> {
-        self.inner.put_if_absent(key, bytes).await
-    }
-    async fn put_file(&self, key: &str, path: &Path) -> Result<(), ObjectStoreError> {
-        self.inner.put_file(key, path).await
-    }
-    async fn exists(&self, key: &str) -> Result<bool, ObjectStoreError> {
-        self.inner.exists(key).await
-    }
-    async fn get(&self, key: &str) -> Result<bytes::Bytes, ObjectStoreError> {
-        self.inner.get(key).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), ObjectStoreError> {
-        self.inner.delete(key).await
-    }
-    fn uri(&self, key: &str) -> String {
-        self.inner.uri(key)
-    }
-}
-
 // A request whose third file cannot be stored queues nothing: its first two files
 // are orphans no message names, so the client's retry cannot double them.
 #[tokio::test]
@@ -588,11 +545,9 @@ async fn a_request_is_queued_whole_or_not_at_all() {
     let dir = tempfile::tempdir().unwrap();
     let queues = SqliteQueues::open(&dir.path().join("q.db")).await.unwrap();
     let queue = queues.queue("raw", "raw-dlq", 5);
-    let store = FailingPut {
-        inner: LocalFsStore::new(dir.path().join("wh")),
-        puts: Default::default(),
-        fail_at: 3,
-    };
+    let store = Faulty::new(LocalFsStore::new(dir.path().join("wh")));
+    // Files are stored in table order: gauge, sum, histogram, …
+    store.fail(Op::Put, "/metrics_histogram/", 1);
     let request = Generator::new(GeneratorConfig {
         records_per_request: 100,
         ..Default::default()
@@ -607,6 +562,6 @@ async fn a_request_is_queued_whole_or_not_at_all() {
     )
     .await
     .unwrap_err();
-    assert!(err.to_string().contains("disk full"), "{err}");
+    assert!(err.to_string().contains("injected Put failure"), "{err}");
     assert_eq!(queue.depth().await.unwrap(), 0);
 }
