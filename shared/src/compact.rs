@@ -464,7 +464,8 @@ async fn run_plan(
         Err(e) => return Err(e.into()),
     };
 
-    if let Some(queue) = commit_queue {
+    // A plan whose inputs all went elsewhere has nothing to announce.
+    if let Some(queue) = commit_queue.filter(|_| !ready.data_files.is_empty()) {
         let body = serde_json::to_vec(&ready).map_err(json_error)?;
         queue.send(&body).await.map_err(|e| {
             Error::ObjectStore(ObjectStoreError::Backend {
