@@ -35,6 +35,18 @@ if [ ! -d tests/js/node_modules ] || [ tests/js/package-lock.json -nt tests/js/n
   (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+step "Iceberg REST catalog server for the serve tests (rustberg, crates.io; built once into ~/.cache)"
+# No REST catalog server is on PyPI or npm; rustberg is one. Its release profile
+# uses fat LTO, far slower to link here, so it is built without (about 13 minutes
+# on 2 cores, once).
+rustberg_root="$HOME/.cache/otlp2parquet/rustberg"
+if [ ! -x "$rustberg_root/bin/rustberg" ]; then
+  CARGO_TARGET_DIR="$HOME/.cache/otlp2parquet/rustberg-target" \
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    cargo install rustberg --version 0.3.0 --locked --root "$rustberg_root" \
+      --no-default-features --features cli,storage-s3
+fi
+
 step "cargo build (the otlp2parquet binary the reader tests run)"
 cargo build --workspace --locked
 
@@ -46,4 +58,4 @@ else
 fi
 
 step "Python tests: PyArrow, DuckDB and PyIceberg read our files and tables; serve end to end with the OpenTelemetry SDK"
-OTLP2PARQUET_BIN="$CARGO_TARGET_DIR/debug/otlp2parquet" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/readers
+OTLP2PARQUET_BIN="$CARGO_TARGET_DIR/debug/otlp2parquet" RUSTBERG_BIN="$rustberg_root/bin/rustberg" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/readers

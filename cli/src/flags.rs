@@ -147,10 +147,18 @@ pub struct ServeArgs {
     #[arg(long, default_value = "otel", env = "OTLP2PARQUET_ICEBERG_NAMESPACE")]
     pub namespace: String,
     /// Where tables are committed: `sqlite` (an Iceberg SQL catalog in
-    /// <warehouse>/catalog.db) or `none` (plain Parquet: compacted files under
+    /// <warehouse>/catalog.db), `rest` (the Iceberg REST catalog at --rest-uri;
+    /// implied by setting it) or `none` (plain Parquet: compacted files under
     /// <warehouse>/<namespace>/<table>/data/, no catalog).
     #[arg(long, value_enum, default_value_t = CatalogKind::Sqlite, env = "OTLP2PARQUET_CATALOG")]
     pub catalog: CatalogKind,
+    /// URI of an Iceberg REST catalog to commit to instead of the embedded one
+    /// (data files still go to --warehouse, which the server must be able to name).
+    #[arg(long, env = "OTLP2PARQUET_ICEBERG_REST_URI")]
+    pub rest_uri: Option<String>,
+    /// Bearer token for the REST catalog.
+    #[arg(long, env = "OTLP2PARQUET_ICEBERG_REST_TOKEN", hide_env_values = true)]
+    pub rest_token: Option<String>,
     /// Seconds between flushes (compaction, then commit). Data is durable as soon
     /// as a client has its answer; it becomes visible to queries at the next flush.
     #[arg(
@@ -191,6 +199,8 @@ pub struct ServeArgs {
 pub enum CatalogKind {
     /// The embedded Iceberg SQL catalog (SQLite), readable by PyIceberg and DuckDB.
     Sqlite,
+    /// An Iceberg REST catalog (--rest-uri).
+    Rest,
     /// No catalog: plain Parquet files.
     None,
 }

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use otlp2parquet_shared::catalog::{CATALOG_FILE, CATALOG_NAME, open_local_catalog};
+use otlp2parquet_shared::catalog::{
+    CATALOG_FILE, CATALOG_NAME, open_local_catalog, open_rest_catalog,
+};
 use otlp2parquet_shared::commit::{CommitConfig, commit_batch};
 use otlp2parquet_shared::compact::{CompactConfig, clean_scratch, compact_batch};
 use otlp2parquet_shared::http::{ReceiverConfig, ReceiverState, router};
@@ -63,6 +65,17 @@ fn banner(addr: SocketAddr, warehouse: &Path, args: &ServeArgs, flush: Duration)
   otlp2parquet query --warehouse {wh} \"SELECT ServiceName, count(*) FROM logs GROUP BY 1\"
   python -c \"from pyiceberg.catalog.sql import SqlCatalog; c = SqlCatalog('{CATALOG_NAME}', uri='sqlite:///{wh}/{CATALOG_FILE}', warehouse='file://{wh}'); print(c.load_table('{namespace}.logs').scan().to_pandas())\"
   duckdb: SELECT * FROM iceberg_scan('<metadata file printed by otlp2parquet tables>');"
+            ),
+        ),
+        CatalogKind::Rest => (
+            format!(
+                "Iceberg tables {namespace}.logs, {namespace}.traces, {namespace}.metrics_*
+  catalog     REST {}",
+                args.rest_uri.as_deref().unwrap_or("-")
+            ),
+            format!(
+                "  python -c \"from pyiceberg.catalog.rest import RestCatalog; c = RestCatalog('rest', uri='{}'); print(c.load_table('{namespace}.logs').scan().to_pandas())\"",
+                args.rest_uri.as_deref().unwrap_or("-")
             ),
         ),
         CatalogKind::None => (
@@ -127,20 +140,19 @@ struct Flusher {
 
 /// Settings of the original design that this build cannot honour yet: better to
 /// refuse to start than to write somewhere the user did not ask for.
-const NOT_YET_SUPPORTED: [&str; 3] = [
-    "OTLP2PARQUET_ICEBERG_REST_URI",
-    "OTLP2PARQUET_S3_BUCKET",
-    "OTLP2PARQUET_S3_REGION",
-];
+const NOT_YET_SUPPORTED: [&str; 2] = ["OTLP2PARQUET_S3_BUCKET", "OTLP2PARQUET_S3_REGION"];
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
+    if args.rest_uri.is_some() && args.catalog == CatalogKind::Sqlite {
+        args.catalog = CatalogKind::Rest;
+    }
     if let Some(var) = NOT_YET_SUPPORTED
         .into_iter()
         .find(|v| std::env::var_os(v).is_some())
     {
         anyhow::bail!(
-            "{var} is set, but serve supports only a local warehouse so far \
-             (--catalog sqlite or none); unset {var} to run locally"
+            "{var} is set, but serve writes only to a local warehouse so far \
+             (S3 comes with the AWS deployment); unset {var} to run locally"
         );
     }
     anyhow::ensure!(
@@ -166,6 +178,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("opening the catalog in {}", warehouse.display()))?,
         )),
+        CatalogKind::Rest => {
+            let uri = args.rest_uri.as_deref().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--catalog rest needs --rest-uri (or OTLP2PARQUET_ICEBERG_REST_URI)"
+                )
+            })?;
+            Some(Arc::new(
+                open_rest_catalog(uri, args.rest_token.as_deref())
+                    .await
+                    .with_context(|| format!("connecting to the REST catalog at {uri}"))?,
+            ))
+        }
         CatalogKind::None => None,
     };
     let queues = SqliteQueues::open(&warehouse.join(QUEUE_FILE)).await?;

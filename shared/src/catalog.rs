@@ -72,6 +72,24 @@ pub async fn open_local_catalog(warehouse: &Path) -> Result<SqlCatalog> {
         .await?)
 }
 
+/// Opens the Iceberg REST catalog at `uri` (with a bearer `token` if given).
+/// Table locations are the server's to choose; the files are written by this
+/// process, so they must be local paths it can reach (`file://`), as for the
+/// embedded catalog.
+pub async fn open_rest_catalog(
+    uri: &str,
+    token: Option<&str>,
+) -> Result<iceberg_catalog_rest::RestCatalog> {
+    let mut props = HashMap::from([("uri".to_string(), uri.to_string())]);
+    if let Some(token) = token {
+        props.insert("token".to_string(), token.to_string());
+    }
+    Ok(iceberg_catalog_rest::RestCatalogBuilder::default()
+        .with_storage_factory(Arc::new(LocalFsStorageFactory))
+        .load(CATALOG_NAME, props)
+        .await?)
+}
+
 /// Loads `table` from `namespace`, creating the namespace and the table (schema,
 /// partition spec, sort order) on first use. Safe to race: whoever loses the
 /// creation loads what the winner created.

@@ -504,3 +504,48 @@ def test_slow_bodies_time_out_over_a_real_socket(tmp_path):
         code, _, err = server.stop()
     assert code == 0, err
     assert rows(wh, "logs").num_rows == 20, "a cut-off body wrote nothing"
+
+
+def test_serve_commits_to_an_iceberg_rest_catalog(tmp_path):
+    """OTLP2PARQUET_ICEBERG_REST_URI: serve creates its tables in and commits to a REST
+    catalog (rustberg, started here); PyIceberg's RestCatalog reads every record once."""
+    from pyiceberg.catalog.rest import RestCatalog
+    rustberg = os.environ.get("RUSTBERG_BIN", os.path.expanduser("~/.cache/otlp2parquet/rustberg/bin/rustberg"))
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    port = free_port()
+    catalog_proc = subprocess.Popen(
+        [rustberg, "--dev", "--no-auth", "--insecure-http", "--host", "127.0.0.1", "--port", str(port),
+         "--catalog-url", "memory://", "--warehouse", f"file://{wh}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"{uri}/v1/config", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        os.environ["OTLP2PARQUET_ICEBERG_REST_URI"] = uri
+        try:
+            server = Server(wh, flush="0.3")
+        finally:
+            del os.environ["OTLP2PARQUET_ICEBERG_REST_URI"]
+        try:
+            assert server.post("/v1/logs", generate(tmp_path, "logs", 300, "pb"), "application/x-protobuf")[0] == 200
+            assert server.post("/v1/traces", generate(tmp_path, "traces", 120, "json"), "application/json")[0] == 200
+        finally:
+            code, out, err = server.stop()
+        assert code == 0, err
+        assert f"REST {uri}" in out
+        assert not (wh / "catalog.db").exists(), "the embedded catalog was used"
+        rest = RestCatalog("rest", uri=uri)
+        logs = rest.load_table("otel.logs").scan().to_arrow()
+        assert logs.num_rows == 300
+        keys = list(zip(logs.column("Timestamp").to_pylist(), logs.column("Body").to_pylist()))
+        assert len(set(keys)) == len(keys)
+        assert rest.load_table("otel.traces").scan().to_arrow().num_rows == 120
+    finally:
+        catalog_proc.terminate()
+        catalog_proc.wait(timeout=30)
