@@ -549,3 +549,26 @@ def test_serve_commits_to_an_iceberg_rest_catalog(tmp_path):
     finally:
         catalog_proc.terminate()
         catalog_proc.wait(timeout=30)
+
+
+def test_the_readme_curl_and_query_commands_work(tmp_path):
+    """The README's curl line, run by a shell as written (only the port differs), lands its
+    record; the README's `query` example then sees it."""
+    import pathlib
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    curl = next(line for line in readme.splitlines() if line.startswith("curl -X POST http://127.0.0.1:4318/"))
+    wh = tmp_path / "wh"
+    server = Server(wh, flush="0.2")
+    try:
+        command = curl.replace("127.0.0.1:4318", f"127.0.0.1:{server.port}")
+        done = subprocess.run(["bash", "-c", command + " --fail --silent"], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        wait_for_rows(wh, "logs", 1)
+    finally:
+        code, _, err = server.stop()
+    assert code == 0, err
+    example = next(line for line in readme.splitlines() if line.startswith("cargo run --release -- query "))
+    sql = example.split("query ", 1)[1].strip().strip('"')
+    out = query(wh, sql)
+    cells = [[c.strip() for c in line.split("|")[1:-1]] for line in out.splitlines() if line.startswith("|")]
+    assert ["readme", "1"] in cells, out
