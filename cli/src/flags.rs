@@ -227,9 +227,10 @@ pub enum DlqAction {
     Replay,
 }
 
+/// The embedded catalog a reading command looks at.
 #[derive(Debug, Args)]
-pub struct TablesArgs {
-    /// Warehouse directory of the embedded catalog.
+pub struct CatalogLocation {
+    /// Warehouse directory of `otlp2parquet serve` (holds catalog.db).
     #[arg(
         long,
         env = "OTLP2PARQUET_ICEBERG_WAREHOUSE",
@@ -242,19 +243,17 @@ pub struct TablesArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct TablesArgs {
+    #[command(flatten)]
+    pub location: CatalogLocation,
+}
+
+#[derive(Debug, Args)]
 pub struct QueryArgs {
     /// The SQL statement.
     pub sql: String,
-    /// Warehouse directory of `otlp2parquet serve` (holds catalog.db).
-    #[arg(
-        long,
-        env = "OTLP2PARQUET_ICEBERG_WAREHOUSE",
-        default_value = "otlp2parquet-data"
-    )]
-    pub warehouse: PathBuf,
-    /// Iceberg namespace of the tables.
-    #[arg(long, default_value = "otel", env = "OTLP2PARQUET_ICEBERG_NAMESPACE")]
-    pub namespace: String,
+    #[command(flatten)]
+    pub location: CatalogLocation,
 }
 
 #[derive(Debug, Args)]

@@ -11,14 +11,19 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         anyhow::ensure!(
-            args.warehouse.join(CATALOG_FILE).exists(),
+            args.location.warehouse.join(CATALOG_FILE).exists(),
             "no catalog at {}: is --warehouse the directory `otlp2parquet serve` uses?",
-            args.warehouse.join(CATALOG_FILE).display()
+            args.location.warehouse.join(CATALOG_FILE).display()
         );
-        let catalog = open_local_catalog(&args.warehouse)
+        let catalog = open_local_catalog(&args.location.warehouse)
             .await
-            .with_context(|| format!("opening the catalog in {}", args.warehouse.display()))?;
-        let ctx = otlp2parquet_shared::query::session(&catalog, &args.namespace).await?;
+            .with_context(|| {
+                format!(
+                    "opening the catalog in {}",
+                    args.location.warehouse.display()
+                )
+            })?;
+        let ctx = otlp2parquet_shared::query::session(&catalog, &args.location.namespace).await?;
         // DataFusion's messages carry their own causes; adding context here
         // would print each of them twice.
         let frame = ctx

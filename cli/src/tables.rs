@@ -11,15 +11,20 @@ pub fn run(args: TablesArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let catalog = open_local_catalog(&args.warehouse)
+        let catalog = open_local_catalog(&args.location.warehouse)
             .await
-            .with_context(|| format!("opening the catalog in {}", args.warehouse.display()))?;
-        let namespace = NamespaceIdent::new(args.namespace.clone());
+            .with_context(|| {
+                format!(
+                    "opening the catalog in {}",
+                    args.location.warehouse.display()
+                )
+            })?;
+        let namespace = NamespaceIdent::new(args.location.namespace.clone());
         if !catalog.namespace_exists(&namespace).await? {
             println!(
                 "no namespace {:?} in {} yet: nothing has been committed",
-                args.namespace,
-                args.warehouse.display()
+                args.location.namespace,
+                args.location.warehouse.display()
             );
             return Ok(());
         }
@@ -41,7 +46,7 @@ pub fn run(args: TablesArgs) -> anyhow::Result<()> {
             };
             println!(
                 "{:<32} {:>9} {:>12} {:>7}  {}",
-                format!("{}.{}", args.namespace, ident.name()),
+                format!("{}.{}", args.location.namespace, ident.name()),
                 metadata.snapshots().count(),
                 total("total-records"),
                 total("total-data-files"),

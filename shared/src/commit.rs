@@ -18,7 +18,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::catalog::{AppendOutcome, append_once_with, ensure_table};
-use crate::compact::{DataFilesReady, retry_later};
+use crate::compact::{DataFilesReady, acknowledge};
 use crate::ports::{Queue, ReceivedMessage};
 use crate::{Error, Table};
 
@@ -138,18 +138,7 @@ pub async fn commit_batch(
         }
     }
     crate::crash::crash_point("commit-after-catalog-commit");
-    for (message, complete) in messages.iter().zip(complete) {
-        if complete {
-            // A failed delete only means a redelivery, which the compaction ids absorb.
-            if let Err(e) = queue.delete(&message.receipt).await {
-                warn!(message = %message.id, error = %e, "could not delete a committed message");
-            }
-        } else {
-            // Retried after a backoff; dead-lettered after the maximum number of receives.
-            retry_later(queue, message, config.retry_delay).await;
-            outcome.failed += 1;
-        }
-    }
+    outcome.failed = acknowledge(queue, &messages, |i| complete[i], config.retry_delay).await;
     Ok(outcome)
 }
 

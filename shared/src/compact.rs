@@ -241,13 +241,34 @@ fn parse(message: &ReceivedMessage) -> Option<Vec<(Table, RawFileWritten)>> {
         .collect()
 }
 
-/// Hands a failed message back for a retry after an exponential backoff.
-pub(crate) async fn retry_later(queue: &dyn Queue, message: &ReceivedMessage, base: Duration) {
-    let exponent = message.receive_count.saturating_sub(1).min(6);
-    let delay = (base * 2u32.pow(exponent)).min(Duration::from_secs(60));
-    if let Err(e) = queue.change_visibility(&message.receipt, delay).await {
-        warn!(message = %message.id, error = %e, "could not schedule the retry; it waits for its visibility timeout");
+/// Ends a batch: deletes the messages that are `done`, hands the others back for
+/// a retry after an exponential backoff (they reach the dead-letter queue after
+/// the queue's maximum number of receives). Returns how many were handed back.
+///
+/// A failed delete is only logged: the message comes back, and the stages
+/// recognise work already done (claims, compaction ids in snapshots).
+pub(crate) async fn acknowledge(
+    queue: &dyn Queue,
+    messages: &[ReceivedMessage],
+    done: impl Fn(usize) -> bool,
+    retry_base: Duration,
+) -> usize {
+    let mut failed = 0;
+    for (index, message) in messages.iter().enumerate() {
+        if done(index) {
+            if let Err(e) = queue.delete(&message.receipt).await {
+                warn!(queue = queue.name(), message = %message.id, error = %e, "could not delete a finished message");
+            }
+            continue;
+        }
+        failed += 1;
+        let exponent = message.receive_count.saturating_sub(1).min(6);
+        let delay = (retry_base * 2u32.pow(exponent)).min(Duration::from_secs(60));
+        if let Err(e) = queue.change_visibility(&message.receipt, delay).await {
+            warn!(queue = queue.name(), message = %message.id, error = %e, "could not schedule the retry; it waits for its visibility timeout");
+        }
     }
+    failed
 }
 
 /// A raw file not yet claimed, with the index of the message that names it.
@@ -347,17 +368,13 @@ pub async fn compact_batch(
         }
     }
 
-    for (index, message) in messages.iter().enumerate() {
-        if !failed[index] && waits_for[index].is_subset(&finished) {
-            if let Err(e) = raw_queue.delete(&message.receipt).await {
-                // A redelivery finds its files gone and is acknowledged then.
-                warn!(message = %message.id, error = %e, "could not delete a compacted message");
-            }
-        } else {
-            retry_later(raw_queue, message, config.retry_delay).await;
-            outcome.failed += 1;
-        }
-    }
+    outcome.failed = acknowledge(
+        raw_queue,
+        &messages,
+        |index| !failed[index] && waits_for[index].is_subset(&finished),
+        config.retry_delay,
+    )
+    .await;
     Ok(outcome)
 }
 
