@@ -259,8 +259,8 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         },
         telemetry,
     });
-    // Compaction and commits run on a runtime (so a core) of their own:
-    // DataFusion sorting on the receiver's workers made clients wait.
+    // Compaction and commits run on a runtime (so a core) of their own, at a
+    // lower priority: DataFusion sorting on the receiver's workers made clients wait.
     let (http_done_tx, http_done_rx) = watch::channel(false);
     let background = {
         let flusher = flusher.clone();
@@ -268,6 +268,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         let flush_bytes = args.flush_bytes;
         std::thread::Builder::new().name("flusher".into()).spawn(
             move || -> std::io::Result<()> {
+                otlp2parquet_shared::lower_thread_priority();
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .max_blocking_threads(otlp2parquet_shared::MAX_BLOCKING_THREADS)

@@ -49,6 +49,18 @@ pub use error::{Error, Result};
 /// which left compaction at several times its live heap.
 pub const MAX_BLOCKING_THREADS: usize = 16;
 
+/// Lowers the scheduling priority (nice 10) of the calling thread and of the
+/// threads it starts afterwards. Background work (compaction, commits) calls it
+/// so that, on a busy machine, answering clients comes first.
+pub fn lower_thread_priority() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: setpriority only changes the scheduling priority; on Linux, who = 0
+    // with PRIO_PROCESS means the calling thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
 /// Makes glibc malloc give large blocks back to the system. Call it first thing
 /// in a process that runs the pipeline.
 ///
