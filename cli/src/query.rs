@@ -1,7 +1,6 @@
 //! `otlp2parquet query "SQL"`: look at the data without another tool.
 
-use anyhow::Context;
-use otlp2parquet_shared::catalog::{CATALOG_FILE, open_local_catalog};
+use otlp2parquet_shared::catalog::CATALOG_FILE;
 
 use crate::flags::QueryArgs;
 
@@ -15,14 +14,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
             "no catalog at {}: is --warehouse the directory `otlp2parquet serve` uses?",
             args.location.warehouse.join(CATALOG_FILE).display()
         );
-        let catalog = open_local_catalog(&args.location.warehouse)
-            .await
-            .with_context(|| {
-                format!(
-                    "opening the catalog in {}",
-                    args.location.warehouse.display()
-                )
-            })?;
+        let catalog = crate::tables::open_catalog(&args.location).await?;
         let ctx = otlp2parquet_shared::query::session(&catalog, &args.location.namespace).await?;
         // DataFusion's messages carry their own causes; adding context here
         // would print each of them twice.

@@ -2,23 +2,24 @@
 
 use anyhow::Context;
 use iceberg::{Catalog, NamespaceIdent};
+use iceberg_catalog_sql::SqlCatalog;
 use otlp2parquet_shared::catalog::open_local_catalog;
 
-use crate::flags::TablesArgs;
+use crate::flags::{CatalogLocation, TablesArgs};
+
+/// Opens the embedded catalog a reading command names.
+pub async fn open_catalog(location: &CatalogLocation) -> anyhow::Result<SqlCatalog> {
+    open_local_catalog(&location.warehouse)
+        .await
+        .with_context(|| format!("opening the catalog in {}", location.warehouse.display()))
+}
 
 pub fn run(args: TablesArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let catalog = open_local_catalog(&args.location.warehouse)
-            .await
-            .with_context(|| {
-                format!(
-                    "opening the catalog in {}",
-                    args.location.warehouse.display()
-                )
-            })?;
+        let catalog = open_catalog(&args.location).await?;
         let namespace = NamespaceIdent::new(args.location.namespace.clone());
         if !catalog.namespace_exists(&namespace).await? {
             println!(
