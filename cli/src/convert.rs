@@ -6,15 +6,14 @@ use std::path::Path;
 use anyhow::Context;
 use arrow::array::RecordBatch;
 use iceberg::NamespaceIdent;
-use otlp2parquet_shared::catalog::{
-    append_once, data_file, ensure_table, local_path, open_local_catalog, partition_path,
-    split_by_day,
-};
-use otlp2parquet_shared::convert::{Rejections, convert};
-use otlp2parquet_shared::otlp::DecodeLimits;
-use otlp2parquet_shared::parquet::ParquetWriterBuilder;
-use otlp2parquet_shared::schema::TableDefinition;
-use otlp2parquet_shared::{Table, convert::Converted};
+use otlp2parquet_core::convert::{Rejections, convert};
+use otlp2parquet_core::datafile::data_file;
+use otlp2parquet_core::otlp::DecodeLimits;
+use otlp2parquet_core::parquet::ParquetWriterBuilder;
+use otlp2parquet_core::partition::{partition_path, split_by_day};
+use otlp2parquet_core::schema::TableDefinition;
+use otlp2parquet_core::{Table, convert::Converted};
+use otlp2parquet_iceberg::catalog::{append_once, ensure_table, local_path, open_local_catalog};
 use tracing::{info, warn};
 use uuid::Uuid;
 

@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use otlp2parquet_shared::local::SqliteQueues;
-use otlp2parquet_shared::ports::Queue;
+use otlp2parquet_core::ports::Queue;
+use otlp2parquet_local::SqliteQueues;
 
 use crate::flags::{DlqAction, DlqArgs};
 use crate::serve::{DATA_FILES_DLQ, DATA_FILES_QUEUE, QUEUE_FILE, RAW_FILES_DLQ, RAW_FILES_QUEUE};

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use otlp2parquet_shared::Signal;
+use otlp2parquet_core::Signal;
 
 /// Land OpenTelemetry logs, traces and metrics as Parquet files and Iceberg tables.
 #[derive(Debug, Parser)]
@@ -77,7 +77,7 @@ pub struct ConvertArgs {
     #[arg(long, default_value = "otel", env = "OTLP2PARQUET_ICEBERG_NAMESPACE")]
     pub namespace: String,
     /// Largest accepted size of one request after decompression, in bytes.
-    #[arg(long, default_value_t = otlp2parquet_shared::otlp::DEFAULT_MAX_DECODED_BYTES)]
+    #[arg(long, default_value_t = otlp2parquet_core::otlp::DEFAULT_MAX_DECODED_BYTES)]
     pub max_decoded_bytes: usize,
 }
 

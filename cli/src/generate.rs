@@ -5,8 +5,8 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use otlp2parquet_shared::generate::{Generator, GeneratorConfig};
-use otlp2parquet_shared::otlp::ExportRequest;
+use otlp2parquet_core::otlp::ExportRequest;
+use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
 use tracing::info;
 
 use crate::flags::{GenerateArgs, OutputFormat};

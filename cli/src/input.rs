@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use otlp2parquet_shared::Signal;
-use otlp2parquet_shared::otlp::{self, Compression, DecodeLimits, ExportRequest, Format};
+use otlp2parquet_core::Signal;
+use otlp2parquet_core::otlp::{self, Compression, DecodeLimits, ExportRequest, Format};
 
 /// The two bytes every gzip stream starts with.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];

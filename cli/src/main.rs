@@ -21,7 +21,7 @@ use clap::{CommandFactory, FromArgMatches};
 use flags::{Cli, Command};
 
 fn main() -> ExitCode {
-    otlp2parquet_shared::tune_allocator();
+    otlp2parquet_core::tune_allocator();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
@@ -59,10 +59,10 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
         Command::Dlq(args) => dlq::run(args),
         Command::Schema(args) => {
             if args.markdown {
-                print!("{}", otlp2parquet_shared::schema::markdown());
+                print!("{}", otlp2parquet_core::schema::markdown());
             } else {
-                for table in otlp2parquet_shared::Table::ALL {
-                    let def = otlp2parquet_shared::schema::TableDefinition::get(table);
+                for table in otlp2parquet_core::Table::ALL {
+                    let def = otlp2parquet_core::schema::TableDefinition::get(table);
                     println!("{table}:");
                     for field in def.schema.as_struct().fields() {
                         println!("  {:>3}  {:<32} {}", field.id, field.name, field.field_type);

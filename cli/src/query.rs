@@ -1,6 +1,6 @@
 //! `otlp2parquet query "SQL"`: look at the data without another tool.
 
-use otlp2parquet_shared::catalog::CATALOG_FILE;
+use otlp2parquet_iceberg::catalog::CATALOG_FILE;
 
 use crate::flags::QueryArgs;
 
@@ -15,7 +15,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
             args.location.warehouse.join(CATALOG_FILE).display()
         );
         let catalog = crate::tables::open_catalog(&args.location).await?;
-        let ctx = otlp2parquet_shared::query::session(&catalog, &args.location.namespace).await?;
+        let ctx = otlp2parquet_query::session(&catalog, &args.location.namespace).await?;
         // DataFusion's messages carry their own causes; adding context here
         // would print each of them twice.
         let frame = ctx

@@ -13,15 +13,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use otlp2parquet_shared::catalog::{
+use otlp2parquet_compact::{CompactConfig, Stores, clean_scratch, compact};
+use otlp2parquet_core::group::{GroupCommitter, GroupConfig};
+use otlp2parquet_core::parquet::ParquetWriterBuilder;
+use otlp2parquet_core::ports::{ObjectStore, Queue, ReceivedMessage};
+use otlp2parquet_core::stage::acknowledge;
+use otlp2parquet_core::telemetry::Telemetry;
+use otlp2parquet_http::{ReceiverConfig, ReceiverState, router};
+use otlp2parquet_iceberg::catalog::{
     CATALOG_FILE, CATALOG_NAME, open_local_catalog, open_rest_catalog,
 };
-use otlp2parquet_shared::commit::{CommitConfig, commit_batch};
-use otlp2parquet_shared::compact::{CompactConfig, clean_scratch, compact_batch};
-use otlp2parquet_shared::http::{ReceiverConfig, ReceiverState, router};
-use otlp2parquet_shared::local::{LocalFsStore, SqliteQueues};
-use otlp2parquet_shared::ports::{ObjectStore, Queue};
-use otlp2parquet_shared::telemetry::Telemetry;
+use otlp2parquet_iceberg::commit::{CommitConfig, commit};
+use otlp2parquet_local::{LocalFsStore, SqliteQueues};
 use tokio::sync::watch;
 use tracing::{error, info};
 
@@ -42,11 +45,20 @@ pub const DATA_FILES_DLQ: &str = "data-files-dlq";
 pub const SCRATCH_DIR: &str = ".scratch";
 /// Receives of one message before it goes to the dead-letter queue.
 const MAX_RECEIVES: u32 = 5;
+/// Messages the flusher takes from a queue at a time. Locally there is no
+/// reason for SQS's limit of 10: a flush's whole backlog makes one snapshot.
+const BATCH_MESSAGES: usize = 1000;
+/// How long received messages stay hidden: longer than one batch's work.
+const COMPACT_VISIBILITY: Duration = Duration::from_secs(600);
+/// See [`COMPACT_VISIBILITY`].
+const COMMIT_VISIBILITY: Duration = Duration::from_secs(300);
+/// Delay before a failed message is retried, doubled with every receive.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .max_blocking_threads(otlp2parquet_shared::MAX_BLOCKING_THREADS)
+        .max_blocking_threads(otlp2parquet_core::MAX_BLOCKING_THREADS)
         .build()?;
     runtime.block_on(serve(args))
 }
@@ -211,18 +223,25 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     clean_scratch(&scratch);
 
     let telemetry = Arc::new(Telemetry::default());
-    let state = ReceiverState::new(
+    let ingestor = GroupCommitter::spawn(
         store.clone(),
         raw_files.clone(),
+        args.namespace.clone(),
+        ParquetWriterBuilder::new(),
+        GroupConfig::default(),
+        telemetry.clone(),
+    );
+    let state = ReceiverState::new(
+        Arc::new(ingestor),
         ReceiverConfig {
             max_body_bytes: args.max_body_bytes,
             body_timeout: Duration::from_secs_f64(args.body_timeout_secs),
-            namespace: args.namespace.clone(),
             ..Default::default()
         },
         telemetry.clone(),
     )
     .with_watched_queues(vec![
+        raw_files.clone(),
         data_files.clone(),
         Arc::new(queues.dead_letter_queue(RAW_FILES_DLQ)),
         Arc::new(queues.dead_letter_queue(DATA_FILES_DLQ)),
@@ -268,10 +287,10 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         let flush_bytes = args.flush_bytes;
         std::thread::Builder::new().name("flusher".into()).spawn(
             move || -> std::io::Result<()> {
-                otlp2parquet_shared::lower_thread_priority();
+                otlp2parquet_core::lower_thread_priority();
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
-                    .max_blocking_threads(otlp2parquet_shared::MAX_BLOCKING_THREADS)
+                    .max_blocking_threads(otlp2parquet_core::MAX_BLOCKING_THREADS)
                     .build()?
                     .block_on(flush_loop(flusher, stop, http_done_rx, flush, flush_bytes));
                 Ok(())
@@ -340,64 +359,73 @@ enum Drain {
 impl Flusher {
     async fn flush(&self, how_far: Drain) {
         let commit_queue = self.catalog.as_ref().map(|_| self.data_files.as_ref());
+        // The warehouse directory holds both the data and the stages' records.
+        let stores = Stores {
+            data: self.store.as_ref(),
+            state: self.store.as_ref(),
+        };
         loop {
-            match compact_batch(
+            let Some(messages) = receive(self.raw_files.as_ref(), COMPACT_VISIBILITY).await else {
+                break;
+            };
+            let report = compact(&messages, commit_queue, stores, &self.compact).await;
+            let acked = acknowledge(
                 self.raw_files.as_ref(),
-                commit_queue,
-                self.store.as_ref(),
-                &self.compact,
+                &messages,
+                &report.outcomes,
+                RETRY_DELAY,
             )
-            .await
-            {
-                Ok(outcome) => {
-                    self.telemetry.record_compaction(
-                        outcome.compactions,
-                        outcome.outputs,
-                        outcome.failed,
-                    );
-                    if done(
-                        how_far,
-                        outcome.received,
-                        outcome.failed,
-                        self.compact.max_messages,
-                    ) {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    error!(error = %e, "compaction batch failed");
-                    break;
-                }
+            .await;
+            self.telemetry
+                .record_compaction(report.compactions, report.outputs, acked.failed());
+            if done(how_far, messages.len(), acked.failed()) {
+                break;
             }
         }
         let Some(catalog) = &self.catalog else {
             return;
         };
         loop {
-            match commit_batch(self.data_files.as_ref(), catalog.as_ref(), &self.commit).await {
-                Ok(outcome) => {
-                    self.telemetry
-                        .record_commit(outcome.files, outcome.rows, outcome.failed);
-                    if done(
-                        how_far,
-                        outcome.received,
-                        outcome.failed,
-                        self.commit.max_messages,
-                    ) {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    error!(error = %e, "commit batch failed");
-                    return;
-                }
+            let Some(messages) = receive(self.data_files.as_ref(), COMMIT_VISIBILITY).await else {
+                return;
+            };
+            let report = commit(
+                &messages,
+                catalog.as_ref(),
+                self.store.as_ref(),
+                &self.commit,
+            )
+            .await;
+            let acked = acknowledge(
+                self.data_files.as_ref(),
+                &messages,
+                &report.outcomes,
+                RETRY_DELAY,
+            )
+            .await;
+            self.telemetry
+                .record_commit(report.files, report.rows, acked.failed());
+            if done(how_far, messages.len(), acked.failed()) {
+                return;
             }
         }
     }
 }
 
+/// The next batch of `queue`, or `None` when it has nothing visible (or fails).
+async fn receive(queue: &dyn Queue, visibility: Duration) -> Option<Vec<ReceivedMessage>> {
+    match queue.receive(BATCH_MESSAGES, visibility).await {
+        Ok(messages) if messages.is_empty() => None,
+        Ok(messages) => Some(messages),
+        Err(e) => {
+            error!(queue = queue.name(), error = %e, "receiving a batch failed");
+            None
+        }
+    }
+}
+
 /// Whether a drain loop stops after a batch that received `received` messages.
-fn done(how_far: Drain, received: usize, failed: usize, max: usize) -> bool {
+fn done(how_far: Drain, received: usize, failed: usize) -> bool {
     let nothing_left = received == 0 || failed == received;
-    nothing_left || (how_far == Drain::Backlog && received < max)
+    nothing_left || (how_far == Drain::Backlog && received < BATCH_MESSAGES)
 }

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use iceberg::{Catalog, NamespaceIdent};
 use iceberg_catalog_sql::SqlCatalog;
-use otlp2parquet_shared::catalog::open_local_catalog;
+use otlp2parquet_iceberg::catalog::open_local_catalog;
 
 use crate::flags::{CatalogLocation, TablesArgs};
 

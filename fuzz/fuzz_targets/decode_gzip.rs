@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use otlp2parquet_shared::Signal;
-use otlp2parquet_shared::otlp::{Compression, DecodeLimits, Format, decode};
+use otlp2parquet_core::Signal;
+use otlp2parquet_core::otlp::{Compression, DecodeLimits, Format, decode};
 
 fuzz_target!(|data: &[u8]| {
     let limits = DecodeLimits {

@@ -3,9 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use otlp2parquet_shared::Signal;
-use otlp2parquet_shared::convert::convert;
-use otlp2parquet_shared::otlp::{Format, decode_body};
+use otlp2parquet_core::Signal;
+use otlp2parquet_core::convert::convert;
+use otlp2parquet_core::otlp::{Format, decode_body};
 
 fuzz_target!(|data: &[u8]| {
     for signal in Signal::ALL {

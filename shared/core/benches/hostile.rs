@@ -1,0 +1,116 @@
+//! Cost of hostile requests: small bodies built to make conversion slow or big.
+//!
+//! Each request goes through what ingest does with it (decode, convert, encode
+//! Parquet) and the bench reports wall time and peak heap above the body
+//! (counting allocator), against the bounds the receiver promises:
+//!
+//! - one log record with 200,000 distinct attributes (about 4 MiB): answered in
+//!   well under a second, peak ≤ 256 MiB;
+//! - 10,000 resource attributes over 10,000 records: within 8× the body.
+//!
+//! Run: `cargo bench -p otlp2parquet-core --bench hostile`.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use otlp2parquet_core::Signal;
+use otlp2parquet_core::convert::convert;
+use otlp2parquet_core::otlp::{self, Compression, DecodeLimits, ExportRequest, Format};
+use otlp2parquet_core::parquet::ParquetWriterBuilder;
+use otlp2parquet_core::schema::TableDefinition;
+use otlp2parquet_testkit::alloc::{Counting, LIVE, PEAK};
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn attribute(i: usize) -> KeyValue {
+    KeyValue {
+        key: format!("attribute.{i:06}"),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(format!("value-{i}"))),
+        }),
+        ..Default::default()
+    }
+}
+
+fn record(i: usize, attributes: Vec<KeyValue>) -> LogRecord {
+    LogRecord {
+        time_unix_nano: 1_767_225_600_000_000_000 + i as u64,
+        body: Some(AnyValue {
+            value: Some(Value::StringValue(format!("record {i}"))),
+        }),
+        attributes,
+        ..Default::default()
+    }
+}
+
+fn request(resource_attributes: usize, records: usize, record_attributes: usize) -> Vec<u8> {
+    ExportRequest::Logs(ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: (0..resource_attributes).map(attribute).collect(),
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: (0..records)
+                    .map(|i| record(i, (0..record_attributes).map(attribute).collect()))
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    })
+    .encode_protobuf()
+}
+
+fn main() {
+    println!("| request | body | records stored | seconds | peak heap above the body | ratio |");
+    println!("|---|---|---|---|---|---|");
+    for (name, body) in [
+        (
+            "1 log record, 200,000 distinct attributes",
+            request(0, 1, 200_000),
+        ),
+        (
+            "10,000 resource attributes, 10,000 records",
+            request(10_000, 10_000, 0),
+        ),
+    ] {
+        let baseline = LIVE.load(Ordering::Relaxed);
+        PEAK.store(baseline, Ordering::Relaxed);
+        let start = Instant::now();
+        let decoded = otlp::decode(
+            Signal::Logs,
+            Format::Protobuf,
+            Compression::None,
+            &body,
+            DecodeLimits::default(),
+        )
+        .unwrap();
+        let converted = convert(decoded).unwrap();
+        let mut rows = 0;
+        let mut files = Vec::new();
+        for (table, batch) in &converted.batches {
+            rows += batch.num_rows();
+            let schema = TableDefinition::get(*table).arrow_schema.clone();
+            files.push(
+                ParquetWriterBuilder::new()
+                    .write(schema, std::slice::from_ref(batch), Vec::new())
+                    .unwrap(),
+            );
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let peak = PEAK.load(Ordering::Relaxed) - baseline;
+        drop((converted, files));
+        println!(
+            "| {name} | {:.1} MiB | {rows} | {seconds:.3} | {:.1} MiB | {:.1}× |",
+            body.len() as f64 / 1048576.0,
+            peak as f64 / 1048576.0,
+            peak as f64 / body.len() as f64
+        );
+    }
+}

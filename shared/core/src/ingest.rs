@@ -1,0 +1,201 @@
+//! The ingest stage: an export request in, durable raw Parquet files and
+//! "raw file written" messages out.
+//!
+//! A client's data is acknowledged only after `ingest` returns: by then every
+//! raw file is durable in the object store and one message listing all of them is
+//! in the queue. One message per request, not per file, makes a request atomic: if
+//! storing its third file fails, no message names the first two, they are orphans
+//! (never committed, removable by age), and the client's retry cannot double them.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+
+use crate::convert::{Rejections, convert};
+use crate::messages::{RawFileWritten, RawFilesWritten};
+use crate::otlp::ExportRequest;
+use crate::parquet::ParquetWriterBuilder;
+use crate::partition::{partition_path, split_by_day};
+use crate::ports::{ObjectStore, Queue};
+use crate::schema::TableDefinition;
+use crate::{Error, Table};
+
+/// What an ingest did.
+#[derive(Debug, Default)]
+pub struct IngestOutcome {
+    /// Records written.
+    pub accepted: u64,
+    /// Records refused, with reasons (OTLP `partial_success`).
+    pub rejections: Rejections,
+    /// The raw files written and announced.
+    pub files: Vec<RawFileWritten>,
+}
+
+/// Where raw files of `table` go: `<namespace>/<table>/data/raw/<partition>/<uuid>.parquet`.
+pub fn raw_file_key(namespace: &str, table: Table, day: Option<i32>) -> String {
+    format!(
+        "{namespace}/{}/data/raw/{}/{}.parquet",
+        table.name(),
+        partition_path(table, day),
+        uuid::Uuid::now_v7()
+    )
+}
+
+/// One raw Parquet file, encoded in memory, not yet stored.
+#[derive(Debug)]
+pub struct EncodedRawFile {
+    /// Destination table.
+    pub table: Table,
+    /// Day partition of its rows.
+    pub day: Option<i32>,
+    /// Rows in it.
+    pub rows: u64,
+    /// The Parquet bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// The CPU half of ingest: converts `request` and encodes one Parquet file per
+/// table and day. Synchronous, so a server can run it off its async workers.
+pub fn encode_raw_files(
+    request: ExportRequest,
+    writer: &ParquetWriterBuilder,
+) -> Result<(Vec<EncodedRawFile>, Rejections), Error> {
+    let converted = convert(request)?;
+    let mut files = Vec::new();
+    for (table, batch) in converted.batches {
+        let schema = TableDefinition::get(table).arrow_schema.clone();
+        for (day, part) in split_by_day(table, &batch)? {
+            let rows = part.num_rows() as u64;
+            let bytes = writer.write(schema.clone(), &[part], Vec::new())?;
+            files.push(EncodedRawFile {
+                table,
+                day,
+                rows,
+                bytes,
+            });
+        }
+    }
+    Ok((files, converted.rejections))
+}
+
+/// The I/O half of ingest: stores each file durably, then queues one
+/// [`RawFilesWritten`] message naming them all.
+pub async fn store_raw_files(
+    files: Vec<EncodedRawFile>,
+    rejections: Rejections,
+    namespace: &str,
+    store: &dyn ObjectStore,
+    queue: &dyn Queue,
+) -> Result<IngestOutcome, Error> {
+    let mut outcome = IngestOutcome {
+        rejections,
+        ..Default::default()
+    };
+    if files.is_empty() {
+        return Ok(outcome);
+    }
+    for file in files {
+        let key = raw_file_key(namespace, file.table, file.day);
+        let size = file.bytes.len() as u64;
+        store.put(&key, file.bytes.into()).await?;
+        outcome.accepted += file.rows;
+        outcome.files.push(RawFileWritten {
+            table: file.table.name().to_string(),
+            key,
+            day: file.day,
+            rows: file.rows,
+            bytes: size,
+        });
+    }
+    crate::crash::crash_point("ingest-after-raw-write");
+    let message = RawFilesWritten {
+        files: outcome.files.clone(),
+    };
+    // A plain struct of strings and numbers always serializes.
+    let body = serde_json::to_vec(&message).unwrap_or_default();
+    queue.send(&body).await?;
+    crate::crash::crash_point("ingest-after-enqueue");
+    Ok(outcome)
+}
+
+/// Converts `request`, writes one raw Parquet file per table and day, and queues
+/// a [`RawFilesWritten`] message naming them; see the module docs.
+pub async fn ingest(
+    request: ExportRequest,
+    namespace: &str,
+    store: &dyn ObjectStore,
+    queue: &dyn Queue,
+    writer: &ParquetWriterBuilder,
+) -> Result<IngestOutcome, Error> {
+    let (files, rejections) = encode_raw_files(request, writer)?;
+    store_raw_files(files, rejections, namespace, store, queue).await
+}
+
+/// The rows of one table and day of a request: what ingest writes into one file.
+pub type DayPart = (Table, Option<i32>, RecordBatch);
+
+/// Converts `request` and splits its rows by table and day. Synchronous CPU
+/// work: a server runs it off its async workers.
+pub fn day_parts(request: ExportRequest) -> Result<(Vec<DayPart>, Rejections), Error> {
+    let converted = convert(request)?;
+    let mut parts = Vec::new();
+    for (table, batch) in converted.batches {
+        for (day, part) in split_by_day(table, &batch)? {
+            parts.push((table, day, part));
+        }
+    }
+    Ok((parts, converted.rejections))
+}
+
+/// What the OTLP/HTTP receiver hands a request's rows to: it returns once they
+/// are durable and announced (the number of rows written), or fails having
+/// announced nothing of them.
+///
+/// `otlp2parquet serve` groups concurrent requests into shared files
+/// ([`crate::group::GroupCommitter`]); a Lambda, which serves one request at a
+/// time, writes each request's files directly ([`DirectIngestor`]).
+#[async_trait::async_trait]
+pub trait Ingestor: Send + Sync {
+    /// Makes `parts` durable; see the trait docs.
+    async fn ingest(&self, parts: Vec<DayPart>) -> Result<u64, Arc<Error>>;
+}
+
+/// An [`Ingestor`] that writes each request's files itself, one file per table
+/// and day, then sends one message naming them.
+pub struct DirectIngestor {
+    /// Where raw files go.
+    pub store: Arc<dyn ObjectStore>,
+    /// Where their message goes.
+    pub queue: Arc<dyn Queue>,
+    /// The namespace raw files are laid out under.
+    pub namespace: String,
+    /// How raw files are encoded.
+    pub writer: ParquetWriterBuilder,
+}
+
+#[async_trait::async_trait]
+impl Ingestor for DirectIngestor {
+    async fn ingest(&self, parts: Vec<DayPart>) -> Result<u64, Arc<Error>> {
+        let mut files = Vec::with_capacity(parts.len());
+        for (table, day, batch) in parts {
+            let schema = TableDefinition::get(table).arrow_schema.clone();
+            let rows = batch.num_rows() as u64;
+            let bytes = self.writer.write(schema, &[batch], Vec::new())?;
+            files.push(EncodedRawFile {
+                table,
+                day,
+                rows,
+                bytes,
+            });
+        }
+        let outcome = store_raw_files(
+            files,
+            Rejections::default(),
+            &self.namespace,
+            self.store.as_ref(),
+            self.queue.as_ref(),
+        )
+        .await?;
+        Ok(outcome.accepted)
+    }
+}

@@ -1,0 +1,11 @@
+//! The small traits the pipeline stages are written against.
+//!
+//! Each stage (ingest, compact, commit) is a plain async function over these
+//! ports, so the same code runs in one process on a laptop (local
+//! implementations in the `otlp2parquet-local` crate) and as AWS Lambdas (SQS, S3).
+
+pub mod object_store;
+pub mod queue;
+
+pub use object_store::{ObjectStore, ObjectStoreError};
+pub use queue::{FAILURE_REASON_ATTRIBUTE, Queue, QueueError, ReceivedMessage};

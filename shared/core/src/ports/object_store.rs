@@ -1,0 +1,64 @@
+//! Where files go: a flat key space of immutable objects, like S3.
+//!
+//! The stages only ever put whole objects, read them, list them by prefix and
+//! delete them, which is what S3 offers and what a local directory can offer
+//! durably. `put` returns once
+//! the object survives a crash (fsync'd locally; a completed PUT on S3): ingest
+//! acknowledges a client only after that.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// Errors of an object store backend.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ObjectStoreError {
+    /// The object does not exist.
+    #[error("object {key} not found")]
+    NotFound {
+        /// The key looked up.
+        key: String,
+    },
+    /// The backend failed (disk, network); the operation may succeed later.
+    #[error("object {key}: {message}")]
+    Backend {
+        /// The key involved.
+        key: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// An object store: see the module docs.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Writes `bytes` at `key` durably, replacing any object there.
+    async fn put(&self, key: &str, bytes: Bytes) -> Result<(), ObjectStoreError>;
+
+    /// Writes `bytes` at `key` durably only if no object is there; returns
+    /// whether it did (S3 `PUT` with `If-None-Match: *`). The object appears
+    /// whole or not at all, so a claim written this way is never seen half done.
+    async fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<bool, ObjectStoreError>;
+
+    /// Stores the finished local file at `path` as `key`, durably, consuming the
+    /// file. Large outputs go this way so they never have to sit in memory whole
+    /// (a rename locally; a multipart upload on S3).
+    async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(), ObjectStoreError>;
+
+    /// Whether an object exists at `key`.
+    async fn exists(&self, key: &str) -> Result<bool, ObjectStoreError>;
+
+    /// Reads the whole object at `key`.
+    async fn get(&self, key: &str) -> Result<Bytes, ObjectStoreError>;
+
+    /// The keys that start with `prefix`, in no particular order. Only stores
+    /// that allow listing (a directory, a general-purpose bucket; not an S3
+    /// Tables bucket) are ever asked.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectStoreError>;
+
+    /// Deletes the object at `key`; deleting a missing object is not an error.
+    async fn delete(&self, key: &str) -> Result<(), ObjectStoreError>;
+
+    /// The URI readers use for `key` (`file:///…`, `s3://…`), as recorded in catalogs.
+    fn uri(&self, key: &str) -> String;
+}

@@ -1,0 +1,90 @@
+//! A message queue with the semantics of Amazon SQS.
+//!
+//! At-least-once delivery: a received message is hidden for a visibility timeout
+//! and comes back unless it is deleted before the timeout ends — a consumer that
+//! crashes loses nothing. Each receive counts; a message received more than the
+//! queue's maximum number of times goes to its dead-letter queue instead of being
+//! delivered again, so one poisonous message cannot block the pipeline.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// A message handed to a consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    /// Stable id of the message, the same on every delivery.
+    pub id: String,
+    /// Handle of this delivery: deleting or extending needs it, and it is
+    /// invalidated by the next delivery of the same message.
+    pub receipt: String,
+    /// The message body.
+    pub body: Vec<u8>,
+    /// How many times the message has been received, this time included.
+    pub receive_count: u32,
+    /// Attributes of the message (SQS message attributes): for a message in a
+    /// dead-letter queue, [`FAILURE_REASON_ATTRIBUTE`] says why it is there.
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// The attribute a stage that gave up on a message records its reason in.
+pub const FAILURE_REASON_ATTRIBUTE: &str = "otlp2parquet-failure-reason";
+
+/// Errors of a queue backend.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// The backend failed (database, network); the operation may succeed later.
+    #[error("queue {queue}: {message}")]
+    Backend {
+        /// The queue.
+        queue: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// A queue: see the module docs.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// The queue's name, for logs and errors.
+    fn name(&self) -> &str;
+
+    /// Enqueues one message durably; returns its id.
+    async fn send(&self, body: &[u8]) -> Result<String, QueueError>;
+
+    /// Receives up to `max` visible messages and hides them for `visibility`.
+    /// Messages past the maximum receive count move to the dead-letter queue.
+    async fn receive(
+        &self,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, QueueError>;
+
+    /// Deletes a received message. Returns false if the receipt is stale (the
+    /// message became visible again and was redelivered, or is already deleted).
+    async fn delete(&self, receipt: &str) -> Result<bool, QueueError>;
+
+    /// Sets how long a received message stays hidden from now on (SQS
+    /// `ChangeMessageVisibility`): a consumer that failed hands it back for a
+    /// retry after `visibility` rather than after the whole timeout. Returns false
+    /// if the receipt is stale.
+    async fn change_visibility(
+        &self,
+        receipt: &str,
+        visibility: Duration,
+    ) -> Result<bool, QueueError>;
+
+    /// Moves a received message to this queue's dead-letter queue now, recording
+    /// `reason` with it (shown by `otlp2parquet dlq show`), instead of letting it
+    /// come back until its last receive. Returns false if the receipt is stale.
+    async fn dead_letter(
+        &self,
+        message: &ReceivedMessage,
+        reason: &str,
+    ) -> Result<bool, QueueError>;
+
+    /// Number of messages in the queue, visible or not (for metrics).
+    async fn depth(&self) -> Result<u64, QueueError>;
+}

@@ -1,0 +1,281 @@
+//! A message committed once is never committed again, however long after and
+//! whatever happened to the table's history in between: the commit stage's
+//! ledger outlives snapshot expiry (S3 Tables keeps one snapshot, for 120 hours
+//! by default, while a dead-letter queue keeps a message for 14 days).
+//!
+//! The stage is handed messages directly, as a Lambda is; the catalog is the
+//! embedded SQLite one and the ledger lives in a local directory store.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use iceberg::spec::{FormatVersion, deserialize_data_file_from_json, serialize_data_file_to_json};
+use iceberg::transaction::{ApplyTransactionAction, Transaction};
+use iceberg::{Catalog, NamespaceIdent, TableIdent};
+use otlp2parquet_core::convert::convert;
+use otlp2parquet_core::datafile::data_file;
+use otlp2parquet_core::messages::DataFilesReady;
+use otlp2parquet_core::parquet::ParquetWriterBuilder;
+use otlp2parquet_core::partition::{partition_path, split_by_day};
+use otlp2parquet_core::ports::{ObjectStore, ObjectStoreError, ReceivedMessage};
+use otlp2parquet_core::schema::TableDefinition;
+use otlp2parquet_core::stage::Outcome;
+use otlp2parquet_core::{Signal, Table};
+use otlp2parquet_iceberg::catalog::{ensure_table, local_path, open_local_catalog};
+use otlp2parquet_iceberg::commit::{CommitConfig, CommitReport, commit};
+use otlp2parquet_local::LocalFsStore;
+use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
+
+/// A state store whose writes of committed records can be made to fail, as a
+/// committer that dies right after the catalog commit would leave things.
+struct LedgerStore {
+    inner: LocalFsStore,
+    fail_records: AtomicBool,
+}
+
+#[async_trait]
+impl ObjectStore for LedgerStore {
+    async fn put(&self, key: &str, bytes: bytes::Bytes) -> Result<(), ObjectStoreError> {
+        if key.contains("/commits/done/") && self.fail_records.load(Ordering::Relaxed) {
+            return Err(ObjectStoreError::Backend {
+                key: key.into(),
+                message: "injected: the committer died here".into(),
+            });
+        }
+        self.inner.put(key, bytes).await
+    }
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        bytes: bytes::Bytes,
+    ) -> Result<bool, ObjectStoreError> {
+        self.inner.put_if_absent(key, bytes).await
+    }
+    async fn put_file(&self, key: &str, path: &Path) -> Result<(), ObjectStoreError> {
+        self.inner.put_file(key, path).await
+    }
+    async fn exists(&self, key: &str) -> Result<bool, ObjectStoreError> {
+        self.inner.exists(key).await
+    }
+    async fn get(&self, key: &str) -> Result<bytes::Bytes, ObjectStoreError> {
+        self.inner.get(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectStoreError> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), ObjectStoreError> {
+        self.inner.delete(key).await
+    }
+    fn uri(&self, key: &str) -> String {
+        self.inner.uri(key)
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    catalog: iceberg_catalog_sql::SqlCatalog,
+    state: LedgerStore,
+    ident: TableIdent,
+    location: std::path::PathBuf,
+    config: CommitConfig,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = open_local_catalog(&dir.path().join("wh")).await.unwrap();
+    let namespace = NamespaceIdent::new("otel".into());
+    let table = ensure_table(&catalog, &namespace, Table::Logs)
+        .await
+        .unwrap();
+    let location = local_path(table.metadata().location());
+    let state = LedgerStore {
+        inner: LocalFsStore::new(dir.path().join("state")),
+        fail_records: AtomicBool::new(false),
+    };
+    Fixture {
+        _dir: dir,
+        catalog,
+        state,
+        ident: TableIdent::new(namespace, "logs".into()),
+        location,
+        config: CommitConfig::default(),
+    }
+}
+
+impl Fixture {
+    /// A "data files ready" message for compaction `n`: `rows` new log records
+    /// in Parquet files written into the table's data directory.
+    fn message(&self, n: u64, rows: usize) -> ReceivedMessage {
+        let request = Generator::new(GeneratorConfig {
+            seed: n,
+            records_per_request: rows,
+            ..Default::default()
+        })
+        .next_request(Signal::Logs);
+        let def = TableDefinition::get(Table::Logs);
+        let partition_type = def.partition_spec.partition_type(&def.schema).unwrap();
+        let mut ready = DataFilesReady {
+            table: "logs".into(),
+            compaction: format!("compaction-{n}"),
+            rows: 0,
+            data_files: Vec::new(),
+        };
+        for (_, batch) in convert(request).unwrap().batches {
+            for (day, part) in split_by_day(Table::Logs, &batch).unwrap() {
+                let dir = self
+                    .location
+                    .join("data")
+                    .join(partition_path(Table::Logs, day));
+                std::fs::create_dir_all(&dir).unwrap();
+                let path = dir.join(format!("{n}-{}.parquet", uuid::Uuid::new_v4()));
+                let (metadata, size) = ParquetWriterBuilder::new()
+                    .write_file(def.arrow_schema.clone(), &[part], &path)
+                    .unwrap();
+                let file =
+                    data_file(Table::Logs, path.display().to_string(), size, &metadata).unwrap();
+                ready.rows += file.record_count();
+                ready.data_files.push(
+                    serialize_data_file_to_json(file, &partition_type, FormatVersion::V2).unwrap(),
+                );
+            }
+        }
+        ReceivedMessage {
+            id: format!("message-{n}"),
+            receipt: format!("receipt-{n}"),
+            body: serde_json::to_vec(&ready).unwrap(),
+            receive_count: 1,
+            attributes: BTreeMap::new(),
+        }
+    }
+
+    async fn commit(&self, messages: &[ReceivedMessage]) -> CommitReport {
+        commit(messages, &self.catalog, &self.state, &self.config).await
+    }
+
+    async fn table(&self) -> iceberg::table::Table {
+        self.catalog.load_table(&self.ident).await.unwrap()
+    }
+
+    /// Rows the table's current snapshot reads.
+    async fn rows(&self) -> usize {
+        let batches: Vec<_> = self
+            .table()
+            .await
+            .scan()
+            .build()
+            .unwrap()
+            .to_arrow()
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        batches.iter().map(|b| b.num_rows()).sum()
+    }
+
+    /// Expires every snapshot but the current one, as S3 Tables' maintenance
+    /// does with `minSnapshotsToKeep` 1 once they are old enough.
+    async fn expire_all_but_current(&self) {
+        let table = self.table().await;
+        let tx = Transaction::new(&table);
+        let tx = tx
+            .expire_snapshots()
+            .expire_older_than_ms(i64::MAX)
+            .retain_last(1)
+            .apply(tx)
+            .unwrap();
+        tx.commit(&self.catalog).await.unwrap();
+        assert_eq!(self.table().await.metadata().snapshots().count(), 1);
+    }
+}
+
+fn all_done(report: &CommitReport) {
+    assert!(
+        report.outcomes.iter().all(Outcome::is_done),
+        "{:?}",
+        report.outcomes
+    );
+}
+
+// Commit a message, make 1,000 further commits, expire every snapshot but the
+// current one, then redeliver the message alone and regrouped with new ones:
+// nothing is added twice, the new ones once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_redelivered_after_1000_commits_and_expiry_adds_nothing() {
+    let f = fixture().await;
+    let first = f.message(0, 50);
+    let report = f.commit(std::slice::from_ref(&first)).await;
+    all_done(&report);
+    assert_eq!((report.commits, report.rows), (1, 50));
+
+    for n in 1..=1000 {
+        let report = f.commit(&[f.message(n, 1)]).await;
+        all_done(&report);
+        assert_eq!(report.commits, 1, "commit {n}");
+    }
+    f.expire_all_but_current().await;
+    assert_eq!(f.rows().await, 1050);
+
+    let alone = f.commit(std::slice::from_ref(&first)).await;
+    all_done(&alone);
+    assert_eq!((alone.files, alone.already_committed), (0, 1));
+    assert_eq!(f.rows().await, 1050);
+
+    let regrouped = f
+        .commit(&[f.message(1001, 3), first.clone(), f.message(1002, 4)])
+        .await;
+    all_done(&regrouped);
+    assert_eq!((regrouped.rows, regrouped.already_committed), (7, 1));
+    assert_eq!(f.rows().await, 1057);
+}
+
+// A committer that dies after the catalog commit, before recording it, leaves
+// the commit pending. Even after the snapshot it made has expired, the next
+// committer settles it from the table's own property: the message comes back
+// and adds nothing; a commit that never happened is made again.
+#[tokio::test]
+async fn a_commit_left_pending_is_settled_after_its_snapshot_expired() {
+    let f = fixture().await;
+    let message = f.message(0, 20);
+    f.state.fail_records.store(true, Ordering::Relaxed);
+    let died = f.commit(std::slice::from_ref(&message)).await;
+    assert!(matches!(died.outcomes[0], Outcome::Retry(_)), "{died:?}");
+    assert_eq!(f.rows().await, 20, "the catalog commit happened");
+    f.state.fail_records.store(false, Ordering::Relaxed);
+
+    // Another writer (S3 Tables' compaction, say) commits a snapshot of its
+    // own, and the history that held ours is expired.
+    let theirs: DataFilesReady = serde_json::from_slice(&f.message(1, 1).body).unwrap();
+    let table = f.table().await;
+    let metadata = table.metadata();
+    let partition_type = metadata
+        .default_partition_spec()
+        .partition_type(metadata.current_schema())
+        .unwrap();
+    let files: Vec<_> = theirs
+        .data_files
+        .iter()
+        .map(|json| {
+            deserialize_data_file_from_json(
+                json,
+                metadata.default_partition_spec_id(),
+                &partition_type,
+                metadata.current_schema(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let tx = Transaction::new(&table);
+    let tx = tx.fast_append().add_data_files(files).apply(tx).unwrap();
+    tx.commit(&f.catalog).await.unwrap();
+    f.expire_all_but_current().await;
+    assert_eq!(f.rows().await, 21);
+
+    let again = f.commit(std::slice::from_ref(&message)).await;
+    all_done(&again);
+    assert_eq!((again.files, again.already_committed), (0, 1));
+    assert_eq!(f.rows().await, 21);
+}

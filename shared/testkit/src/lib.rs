@@ -1,0 +1,13 @@
+//! What tests, benchmarks and `otlp2parquet generate` share, kept out of the
+//! crates a deployment links.
+//!
+//! - [`generate`] produces deterministic synthetic OTLP traffic.
+//! - [`alloc`] is a global allocator that counts live and peak heap, for the
+//!   memory benchmarks.
+//!
+//! Depending on this crate also turns on the core crate's `json-encoder`
+//! feature: OTLP JSON is only ever written by tests and `generate`.
+#![deny(missing_docs)]
+
+pub mod alloc;
+pub mod generate;
