@@ -24,6 +24,21 @@ pub enum Error {
         /// The limit in bytes that was exceeded.
         limit: usize,
     },
+    /// Converted, the request would take more memory than allowed: every row
+    /// repeats its resource's and scope's attributes, so a small body can
+    /// expand enormously.
+    #[error(
+        "the request would take about {} MiB once converted (the limit is {} MiB): every record \
+         repeats its resource's and scope's attributes; send fewer attributes or smaller batches",
+        estimated >> 20,
+        limit >> 20
+    )]
+    ConversionTooLarge {
+        /// The estimated size in bytes.
+        estimated: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// The body claimed to be gzip but could not be decompressed.
     #[error("invalid gzip body: {0}")]
     InvalidGzip(#[source] std::io::Error),
@@ -90,6 +105,7 @@ impl Error {
             Error::UnsupportedContentType(_)
                 | Error::UnsupportedContentEncoding(_)
                 | Error::PayloadTooLarge { .. }
+                | Error::ConversionTooLarge { .. }
                 | Error::InvalidGzip(_)
                 | Error::InvalidProtobuf { .. }
                 | Error::InvalidJson { .. }

@@ -288,3 +288,51 @@ fn unknown_enum_numbers_in_json_are_rejected_per_record() {
     let converted = convert(request).unwrap();
     assert_eq!((converted.rows(), converted.rejections.count), (1, 1));
 }
+
+fn attribute(i: usize) -> opentelemetry_proto::tonic::common::v1::KeyValue {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+    KeyValue {
+        key: format!("attribute.{i:06}"),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(format!("value-{i}"))),
+        }),
+        ..Default::default()
+    }
+}
+
+// A small body whose resource attributes would be repeated on every one of its
+// records (10,000 × 10,000: a 0.5 MiB body, gigabytes of columns) is refused
+// before any column is built, with a message that says why; a request with the
+// same attributes on a few records goes through.
+#[test]
+fn a_request_that_would_expand_to_gigabytes_is_refused() {
+    let request = |records: usize| {
+        ExportRequest::Logs(ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                    attributes: (0..10_000).map(attribute).collect(),
+                    ..Default::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    log_records: (0..records)
+                        .map(|i| log(vec![], vec![], 9 + (i % 2) as i32))
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        })
+    };
+    let body = request(10_000).encode_protobuf();
+    assert!(body.len() < 1024 * 1024, "{} bytes", body.len());
+    let started = std::time::Instant::now();
+    let err = convert(decode(Signal::Logs, Format::Protobuf, &body).unwrap()).unwrap_err();
+    assert!(matches!(err, Error::ConversionTooLarge { .. }), "{err}");
+    assert!(err.is_bad_input());
+    assert!(err.to_string().contains("smaller batches"), "{err}");
+    // Refused by an estimate, not by building the columns first.
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+    let converted = convert(request(10)).unwrap();
+    assert_eq!(converted.rows(), 10);
+}

@@ -273,7 +273,9 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 
 fn decode_error_status(err: &Error) -> StatusCode {
     match err {
-        Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::PayloadTooLarge { .. } | Error::ConversionTooLarge { .. } => {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
         Error::UnsupportedContentType(_) | Error::UnsupportedContentEncoding(_) => {
             StatusCode::UNSUPPORTED_MEDIA_TYPE
         }

@@ -17,6 +17,10 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch};
 
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message as _;
+
 use crate::otlp::ExportRequest;
 use crate::schema::TableDefinition;
 use crate::{Error, Result, Table};
@@ -83,6 +87,26 @@ impl Converted {
 /// decoded request is several times the size of its wire form, and holding it
 /// whole next to the finished columns would double the peak.
 pub fn convert(request: ExportRequest) -> Result<Converted> {
+    convert_within(request, DEFAULT_MAX_CONVERTED_BYTES)
+}
+
+/// Largest estimated size of a converted request that [`convert`] accepts.
+pub const DEFAULT_MAX_CONVERTED_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Bytes of Arrow data each row costs beyond its values (offsets, validity,
+/// fixed-width columns), as the estimate counts it.
+const ROW_OVERHEAD_BYTES: u64 = 128;
+
+/// [`convert`], refusing a request whose estimated converted size exceeds
+/// `max_bytes` ([`estimated_converted_bytes`]) before any column is built.
+pub fn convert_within(request: ExportRequest, max_bytes: u64) -> Result<Converted> {
+    let estimated = estimated_converted_bytes(&request);
+    if estimated > max_bytes {
+        return Err(Error::ConversionTooLarge {
+            estimated,
+            limit: max_bytes,
+        });
+    }
     let mut rejections = Rejections::default();
     let batches = match request {
         ExportRequest::Logs(r) => logs::convert(r, &mut rejections)?,
@@ -96,6 +120,86 @@ pub fn convert(request: ExportRequest) -> Result<Converted> {
             .collect(),
         rejections,
     })
+}
+
+/// How many data points there are, and their encoded size.
+fn points_bytes<P: prost::Message>(points: &[P]) -> (u64, u64) {
+    let bytes = points.iter().map(|p| p.encoded_len() as u64).sum();
+    (points.len() as u64, bytes)
+}
+
+fn attributes_bytes(attributes: &[KeyValue]) -> u64 {
+    attributes
+        .iter()
+        .map(|kv| (kv.key.len() + kv.value.as_ref().map_or(0, |v| v.encoded_len())) as u64)
+        .sum()
+}
+
+/// What a request will take once converted, estimated in one pass over it
+/// without building anything.
+///
+/// Every row repeats its resource's and scope's attributes (and a data point
+/// its metric's name, description and unit), so a small body can expand to
+/// gigabytes: 10,000 resource attributes over 10,000 records is a 1 MiB body
+/// and several GiB of columns. The estimate counts exactly those repetitions,
+/// plus each record's own encoded size and a fixed cost per row.
+pub fn estimated_converted_bytes(request: &ExportRequest) -> u64 {
+    let resource_bytes = |r: Option<&Resource>| r.map_or(0, |r| attributes_bytes(&r.attributes));
+    let scope_bytes = |s: Option<&InstrumentationScope>| {
+        s.map_or(0, |s| {
+            (s.name.len() + s.version.len()) as u64 + attributes_bytes(&s.attributes)
+        })
+    };
+    let mut total: u64 = 0;
+    match request {
+        ExportRequest::Logs(r) => {
+            for rl in &r.resource_logs {
+                let rb = resource_bytes(rl.resource.as_ref());
+                for sl in &rl.scope_logs {
+                    let shared = ROW_OVERHEAD_BYTES + rb + scope_bytes(sl.scope.as_ref());
+                    for record in &sl.log_records {
+                        total = total.saturating_add(shared + record.encoded_len() as u64);
+                    }
+                }
+            }
+        }
+        ExportRequest::Traces(r) => {
+            for rs in &r.resource_spans {
+                let rb = resource_bytes(rs.resource.as_ref());
+                for ss in &rs.scope_spans {
+                    let shared = ROW_OVERHEAD_BYTES + rb + scope_bytes(ss.scope.as_ref());
+                    for span in &ss.spans {
+                        total = total.saturating_add(shared + span.encoded_len() as u64);
+                    }
+                }
+            }
+        }
+        ExportRequest::Metrics(r) => {
+            use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+            for rm in &r.resource_metrics {
+                let rb = resource_bytes(rm.resource.as_ref());
+                for sm in &rm.scope_metrics {
+                    let shared = ROW_OVERHEAD_BYTES + rb + scope_bytes(sm.scope.as_ref());
+                    for metric in &sm.metrics {
+                        let per_point = shared
+                            + (metric.name.len() + metric.description.len() + metric.unit.len())
+                                as u64
+                            + attributes_bytes(&metric.metadata);
+                        let (count, points) = match &metric.data {
+                            Some(Data::Gauge(g)) => points_bytes(&g.data_points),
+                            Some(Data::Sum(s)) => points_bytes(&s.data_points),
+                            Some(Data::Histogram(h)) => points_bytes(&h.data_points),
+                            Some(Data::ExponentialHistogram(h)) => points_bytes(&h.data_points),
+                            Some(Data::Summary(s)) => points_bytes(&s.data_points),
+                            None => (0, 0),
+                        };
+                        total = total.saturating_add(per_point.saturating_mul(count) + points);
+                    }
+                }
+            }
+        }
+    }
+    total
 }
 
 /// Puts a table's own columns and the shared resource/scope columns into one batch.
