@@ -4,8 +4,10 @@
 //! ports, so the same code runs in one process on a laptop (local
 //! implementations in the `otlp2parquet-local` crate) and as AWS Lambdas (SQS, S3).
 
+pub mod memory;
 pub mod object_store;
 pub mod queue;
 
+pub use memory::{MemoryQueue, MemoryQueues, MemoryStore};
 pub use object_store::{ObjectStore, ObjectStoreError};
 pub use queue::{FAILURE_REASON_ATTRIBUTE, Queue, QueueError, ReceivedMessage};
