@@ -115,12 +115,13 @@ impl Error {
     /// Whether the same operation may succeed when tried again (I/O hiccups), as
     /// opposed to bad input or a bug that will fail the same way every time.
     pub fn retryable(&self) -> bool {
-        matches!(
-            self,
-            Error::Io { .. }
-                | Error::ObjectStore(crate::ports::ObjectStoreError::Backend { .. })
-                | Error::Queue(crate::ports::QueueError::Backend { .. })
-        ) || matches!(self, Error::Iceberg(e) if e.retryable())
+        match self {
+            Error::Io { .. } => true,
+            Error::ObjectStore(e) => e.retryable(),
+            Error::Queue(e) => e.retryable(),
+            Error::Iceberg(e) => e.retryable(),
+            _ => false,
+        }
     }
 }
 

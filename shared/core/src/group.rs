@@ -57,17 +57,6 @@ pub struct GroupCommitter {
     tx: mpsc::Sender<Submission>,
 }
 
-/// Why a submission was not made durable.
-#[derive(Debug, thiserror::Error)]
-pub enum GroupError {
-    /// Writing the group failed; nothing of it was acknowledged.
-    #[error("{0}")]
-    Ingest(Arc<Error>),
-    /// The group committer is not running (shutting down).
-    #[error("the ingest group committer has stopped")]
-    Stopped,
-}
-
 impl GroupCommitter {
     /// Starts the background task on the current tokio runtime.
     pub fn spawn(
@@ -95,16 +84,14 @@ impl GroupCommitter {
 
     /// Hands the rows of one request to the next group and waits until that group
     /// is durable and queued. Returns the number of rows written.
-    pub async fn submit(&self, parts: Vec<DayPart>) -> Result<u64, GroupError> {
+    /// Fails with [`Error::Stopped`] when the committer is shutting down.
+    pub async fn submit(&self, parts: Vec<DayPart>) -> Result<u64, Arc<Error>> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Submission { parts, reply })
             .await
-            .map_err(|_| GroupError::Stopped)?;
-        answer
-            .await
-            .map_err(|_| GroupError::Stopped)?
-            .map_err(GroupError::Ingest)
+            .map_err(|_| Arc::new(Error::Stopped))?;
+        answer.await.map_err(|_| Arc::new(Error::Stopped))?
     }
 }
 
@@ -233,9 +220,6 @@ async fn write_group(parts: Vec<Vec<DayPart>>, sink: &GroupSink) -> Result<Inges
 #[async_trait::async_trait]
 impl Ingestor for GroupCommitter {
     async fn ingest(&self, parts: Vec<DayPart>) -> Result<u64, Arc<Error>> {
-        self.submit(parts).await.map_err(|e| match e {
-            GroupError::Ingest(e) => e,
-            GroupError::Stopped => Arc::new(Error::Stopped),
-        })
+        self.submit(parts).await
     }
 }

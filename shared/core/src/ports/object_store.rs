@@ -19,6 +19,21 @@ pub enum ObjectStoreError {
         /// The key looked up.
         key: String,
     },
+    /// A conditional write found its condition false (S3's 412: the object
+    /// exists, or changed since it was read).
+    #[error("object {key}: precondition failed")]
+    PreconditionFailed {
+        /// The key written.
+        key: String,
+    },
+    /// The backend asked us to slow down (S3's 503 SlowDown); retry later.
+    #[error("object {key}: throttled: {message}")]
+    Throttled {
+        /// The key involved.
+        key: String,
+        /// What the backend said.
+        message: String,
+    },
     /// The backend failed (disk, network); the operation may succeed later.
     #[error("object {key}: {message}")]
     Backend {
@@ -27,6 +42,16 @@ pub enum ObjectStoreError {
         /// What went wrong.
         message: String,
     },
+}
+
+impl ObjectStoreError {
+    /// Whether the same operation may succeed when tried again.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            ObjectStoreError::Throttled { .. } | ObjectStoreError::Backend { .. }
+        )
+    }
 }
 
 /// An object store: see the module docs.

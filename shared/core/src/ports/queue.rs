@@ -35,6 +35,25 @@ pub const FAILURE_REASON_ATTRIBUTE: &str = "otlp2parquet-failure-reason";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueueError {
+    /// The message is larger than the queue takes; sending it again cannot
+    /// help (a large body must be passed by reference, as an object).
+    #[error("queue {queue}: a message of {bytes} bytes is over the limit of {limit}")]
+    TooLarge {
+        /// The queue.
+        queue: String,
+        /// The message's size.
+        bytes: usize,
+        /// The queue's limit.
+        limit: usize,
+    },
+    /// The backend asked us to slow down; retry later.
+    #[error("queue {queue}: throttled: {message}")]
+    Throttled {
+        /// The queue.
+        queue: String,
+        /// What the backend said.
+        message: String,
+    },
     /// The backend failed (database, network); the operation may succeed later.
     #[error("queue {queue}: {message}")]
     Backend {
@@ -43,6 +62,16 @@ pub enum QueueError {
         /// What went wrong.
         message: String,
     },
+}
+
+impl QueueError {
+    /// Whether the same operation may succeed when tried again.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            QueueError::Throttled { .. } | QueueError::Backend { .. }
+        )
+    }
 }
 
 /// A queue: see the module docs.
