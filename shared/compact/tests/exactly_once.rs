@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow::array::{Array, AsArray};
@@ -26,6 +26,7 @@ use otlp2parquet_iceberg::catalog::open_local_catalog;
 use otlp2parquet_iceberg::commit::{CommitConfig, commit};
 use otlp2parquet_local::{LocalFsStore, SqliteQueue, SqliteQueues};
 use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
+use otlp2parquet_testkit::store::{Hook, HookedStore, Op, injected};
 
 /// Delivers like the queue it wraps, but every delete fails.
 struct DeletesFail(SqliteQueue);
@@ -70,34 +71,23 @@ impl Queue for DeletesFail {
     }
 }
 
-/// Which store operation a [`Faulty`] store fails.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Op {
-    Put,
-    PutIfAbsent,
-    Delete,
-}
-
-/// Stores like a [`LocalFsStore`], except that the next operations `op` on a
-/// key containing `needle` fail, `times` times.
-struct Faulty {
-    inner: LocalFsStore,
+/// Fails the next operations `op` on a key containing a needle, so many
+/// times (`Op::Put` stands for every whole-object write, files included).
+#[derive(Default)]
+struct FailNext {
     rule: Mutex<Option<(Op, &'static str, usize)>>,
 }
 
-impl Faulty {
-    fn new(inner: LocalFsStore) -> Self {
-        Faulty {
-            inner,
-            rule: Mutex::new(None),
-        }
-    }
-
+impl FailNext {
     fn fail(&self, op: Op, needle: &'static str, times: usize) {
         *self.rule.lock().unwrap() = Some((op, needle, times));
     }
+}
 
-    fn check(&self, op: Op, key: &str) -> Result<(), ObjectStoreError> {
+#[async_trait]
+impl Hook for FailNext {
+    async fn before(&self, op: Op, key: &str) -> Result<(), ObjectStoreError> {
+        let op = if op == Op::PutFile { Op::Put } else { op };
         let mut rule = self.rule.lock().unwrap();
         if let Some((want, needle, times)) = rule.as_mut()
             && *want == op
@@ -105,49 +95,20 @@ impl Faulty {
             && *times > 0
         {
             *times -= 1;
-            return Err(ObjectStoreError::Backend {
-                key: key.into(),
-                message: format!("injected {op:?} failure"),
-            });
+            return Err(injected(key, &format!("{op:?} failure")));
         }
         Ok(())
     }
 }
 
-#[async_trait]
-impl ObjectStore for Faulty {
-    async fn put(&self, key: &str, bytes: bytes::Bytes) -> Result<(), ObjectStoreError> {
-        self.check(Op::Put, key)?;
-        self.inner.put(key, bytes).await
-    }
-    async fn put_if_absent(
-        &self,
-        key: &str,
-        bytes: bytes::Bytes,
-    ) -> Result<bool, ObjectStoreError> {
-        self.check(Op::PutIfAbsent, key)?;
-        self.inner.put_if_absent(key, bytes).await
-    }
-    async fn put_file(&self, key: &str, path: &Path) -> Result<(), ObjectStoreError> {
-        self.check(Op::Put, key)?;
-        self.inner.put_file(key, path).await
-    }
-    async fn exists(&self, key: &str) -> Result<bool, ObjectStoreError> {
-        self.inner.exists(key).await
-    }
-    async fn get(&self, key: &str) -> Result<bytes::Bytes, ObjectStoreError> {
-        self.inner.get(key).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectStoreError> {
-        self.inner.list(prefix).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), ObjectStoreError> {
-        self.check(Op::Delete, key)?;
-        self.inner.delete(key).await
-    }
-    fn uri(&self, key: &str) -> String {
-        self.inner.uri(key)
-    }
+/// A warehouse store whose operations can be made to fail.
+type Faulty = HookedStore<FailNext>;
+
+fn faulty(root: &Path) -> Arc<Faulty> {
+    Arc::new(HookedStore::new(
+        Arc::new(LocalFsStore::new(root)),
+        FailNext::default(),
+    ))
 }
 
 /// A local pipeline in a temporary directory: catalog, queues, warehouse store.
@@ -158,7 +119,8 @@ struct Pipeline {
     queues: SqliteQueues,
     raw: SqliteQueue,
     data: SqliteQueue,
-    store: Faulty,
+    store: Arc<Faulty>,
+    warehouse: std::path::PathBuf,
     compact: CompactConfig,
     commit: CommitConfig,
     /// Messages a compaction batch takes.
@@ -194,7 +156,8 @@ async fn pipeline(max_receives: u32) -> Pipeline {
     let queues = SqliteQueues::open(&dir.path().join("q.db")).await.unwrap();
     let raw = queues.queue("raw", "raw-dlq", max_receives);
     let data = queues.queue("data", "data-dlq", max_receives);
-    let store = Faulty::new(LocalFsStore::new(warehouse.canonicalize().unwrap()));
+    let warehouse = warehouse.canonicalize().unwrap();
+    let store = faulty(&warehouse);
     let compact = CompactConfig::new(dir.path().join("scratch"));
     let commit = CommitConfig::default();
     Pipeline {
@@ -204,6 +167,7 @@ async fn pipeline(max_receives: u32) -> Pipeline {
         raw,
         data,
         store,
+        warehouse,
         compact,
         commit,
         batch: 1000,
@@ -212,14 +176,14 @@ async fn pipeline(max_receives: u32) -> Pipeline {
 
 impl Pipeline {
     fn warehouse(&self) -> &Path {
-        self.store.inner.root()
+        &self.warehouse
     }
 
     async fn ingest(&self, generator: &mut Generator, signal: Signal) {
         ingest(
             generator.next_request(signal),
             "otel",
-            &self.store,
+            self.store.as_ref(),
             &self.raw,
             &ParquetWriterBuilder::new(),
         )
@@ -236,8 +200,8 @@ impl Pipeline {
             .await
             .unwrap();
         let stores = Stores {
-            data: &self.store,
-            state: &self.store,
+            data: self.store.as_ref(),
+            state: self.store.as_ref(),
         };
         let report = compact(&messages, Some(&self.data), stores, &self.compact).await;
         let acked = acknowledge(&self.raw, &messages, &report.outcomes, Duration::ZERO).await;
@@ -255,7 +219,7 @@ impl Pipeline {
     /// acknowledges them.
     async fn commit_from(&self, queue: &dyn Queue, max: usize) -> Committed {
         let messages = queue.receive(max, Duration::from_secs(300)).await.unwrap();
-        let report = commit(&messages, &self.catalog, &self.store, &self.commit).await;
+        let report = commit(&messages, &self.catalog, self.store.as_ref(), &self.commit).await;
         acknowledge(queue, &messages, &report.outcomes, Duration::ZERO).await;
         Committed {
             received: messages.len(),
@@ -349,7 +313,7 @@ async fn a_retried_compaction_in_another_grouping_compacts_each_file_once() {
     for _ in 0..4 {
         p.ingest(&mut generator, Signal::Logs).await;
     }
-    p.store.fail(Op::PutIfAbsent, ".done.json", 1);
+    p.store.hook.fail(Op::PutIfAbsent, ".done.json", 1);
     let first = p.compact().await;
     assert_eq!((first.received, first.compactions, first.failed), (4, 0, 4));
     assert_eq!(p.data.depth().await.unwrap(), 0, "nothing announced");
@@ -392,7 +356,7 @@ async fn a_result_sent_twice_is_committed_once() {
     for _ in 0..4 {
         p.ingest(&mut generator, Signal::Logs).await;
     }
-    p.store.fail(Op::Delete, "/data/raw/", 1);
+    p.store.hook.fail(Op::Delete, "/data/raw/", 1);
     let first = p.compact().await;
     assert_eq!(first.failed, 4);
     assert_eq!(p.data.depth().await.unwrap(), 1, "the result was sent");
@@ -432,7 +396,9 @@ async fn a_message_spanning_tables_is_finished_table_by_table() {
         ..Default::default()
     });
     p.ingest(&mut generator, Signal::Metrics).await;
-    p.store.fail(Op::Put, "/metrics_summary/compaction/", 1);
+    p.store
+        .hook
+        .fail(Op::Put, "/metrics_summary/compaction/", 1);
     let first = p.compact().await;
     assert_eq!((first.compactions, first.failed), (4, 1));
     let second = p.compact().await;
@@ -581,9 +547,9 @@ async fn a_request_is_queued_whole_or_not_at_all() {
     let dir = tempfile::tempdir().unwrap();
     let queues = SqliteQueues::open(&dir.path().join("q.db")).await.unwrap();
     let queue = queues.queue("raw", "raw-dlq", 5);
-    let store = Faulty::new(LocalFsStore::new(dir.path().join("wh")));
+    let store = faulty(&dir.path().join("wh"));
     // Files are stored in table order: gauge, sum, histogram, …
-    store.fail(Op::Put, "/metrics_histogram/", 1);
+    store.hook.fail(Op::Put, "/metrics_histogram/", 1);
     let request = Generator::new(GeneratorConfig {
         records_per_request: 100,
         ..Default::default()
@@ -592,7 +558,7 @@ async fn a_request_is_queued_whole_or_not_at_all() {
     let err = ingest(
         request,
         "otel",
-        &store,
+        store.as_ref(),
         &queue,
         &ParquetWriterBuilder::new(),
     )
@@ -602,59 +568,22 @@ async fn a_request_is_queued_whole_or_not_at_all() {
     assert_eq!(queue.depth().await.unwrap(), 0);
 }
 
-/// Passes everything through to `inner`, except that the first output file
-/// stored waits until the test releases it: a compaction paused mid-way.
-struct Gated<'a> {
-    inner: &'a dyn ObjectStore,
+/// Holds the first output file stored until the test releases it: a
+/// compaction paused mid-way.
+struct Gate {
     armed: std::sync::atomic::AtomicBool,
     reached: tokio::sync::Notify,
     release: tokio::sync::Notify,
 }
 
-impl<'a> Gated<'a> {
-    fn new(inner: &'a dyn ObjectStore) -> Self {
-        Gated {
-            inner,
-            armed: true.into(),
-            reached: Default::default(),
-            release: Default::default(),
-        }
-    }
-}
-
 #[async_trait]
-impl ObjectStore for Gated<'_> {
-    async fn put(&self, key: &str, bytes: bytes::Bytes) -> Result<(), ObjectStoreError> {
-        self.inner.put(key, bytes).await
-    }
-    async fn put_if_absent(
-        &self,
-        key: &str,
-        bytes: bytes::Bytes,
-    ) -> Result<bool, ObjectStoreError> {
-        self.inner.put_if_absent(key, bytes).await
-    }
-    async fn put_file(&self, key: &str, path: &Path) -> Result<(), ObjectStoreError> {
-        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+impl Hook for Gate {
+    async fn before(&self, op: Op, _key: &str) -> Result<(), ObjectStoreError> {
+        if op == Op::PutFile && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
             self.reached.notify_one();
             self.release.notified().await;
         }
-        self.inner.put_file(key, path).await
-    }
-    async fn exists(&self, key: &str) -> Result<bool, ObjectStoreError> {
-        self.inner.exists(key).await
-    }
-    async fn get(&self, key: &str) -> Result<bytes::Bytes, ObjectStoreError> {
-        self.inner.get(key).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectStoreError> {
-        self.inner.list(prefix).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), ObjectStoreError> {
-        self.inner.delete(key).await
-    }
-    fn uri(&self, key: &str) -> String {
-        self.inner.uri(key)
+        Ok(())
     }
 }
 
@@ -675,12 +604,23 @@ async fn overlapping_compactions(paused: usize) {
     assert_eq!((first.len(), second.len()), (4, 5));
     let batches = [first, second];
 
-    let gated = Gated::new(&p.store);
+    let gated = HookedStore::new(
+        p.store.clone(),
+        Gate {
+            armed: true.into(),
+            reached: Default::default(),
+            release: Default::default(),
+        },
+    );
     let run = |index: usize| {
-        let data: &dyn ObjectStore = if index == paused { &gated } else { &p.store };
+        let data: &dyn ObjectStore = if index == paused {
+            &gated
+        } else {
+            p.store.as_ref()
+        };
         let stores = Stores {
             data,
-            state: &p.store,
+            state: p.store.as_ref(),
         };
         let messages = &batches[index];
         let (compact_config, data_queue) = (&p.compact, &p.data);
@@ -689,9 +629,9 @@ async fn overlapping_compactions(paused: usize) {
     let paused_run = run(paused);
     let other_run = async {
         // Start only once the paused one holds its claims and is mid-way.
-        gated.reached.notified().await;
+        gated.hook.reached.notified().await;
         let report = run(1 - paused).await;
-        gated.release.notify_one();
+        gated.hook.release.notify_one();
         report
     };
     let (paused_report, other_report) = tokio::join!(paused_run, other_run);

@@ -21,6 +21,7 @@ use otlp2parquet_core::telemetry::Telemetry;
 use otlp2parquet_http::{ReceiverConfig, ReceiverState, router};
 use otlp2parquet_local::{LocalFsStore, SqliteQueues};
 use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
+use otlp2parquet_testkit::store::{Hook, HookedStore, Op, injected};
 use prost::Message;
 use tower::ServiceExt;
 
@@ -415,43 +416,15 @@ async fn concurrent_requests_share_raw_files() {
 }
 
 /// Refuses to store trace files; everything else goes through.
-struct NoTraceFiles(Arc<dyn ObjectStore>);
+struct NoTraceFiles;
 
 #[async_trait::async_trait]
-impl ObjectStore for NoTraceFiles {
-    async fn put(&self, key: &str, bytes: bytes::Bytes) -> Result<(), ObjectStoreError> {
-        if key.contains("/traces/") {
-            return Err(ObjectStoreError::Backend {
-                key: key.to_string(),
-                message: "injected: the disk refuses trace files".to_string(),
-            });
+impl Hook for NoTraceFiles {
+    async fn before(&self, op: Op, key: &str) -> Result<(), ObjectStoreError> {
+        if op == Op::Put && key.contains("/traces/") {
+            return Err(injected(key, "refusal of trace files"));
         }
-        self.0.put(key, bytes).await
-    }
-    async fn put_if_absent(
-        &self,
-        key: &str,
-        bytes: bytes::Bytes,
-    ) -> Result<bool, ObjectStoreError> {
-        self.0.put_if_absent(key, bytes).await
-    }
-    async fn put_file(&self, key: &str, path: &Path) -> Result<(), ObjectStoreError> {
-        self.0.put_file(key, path).await
-    }
-    async fn exists(&self, key: &str) -> Result<bool, ObjectStoreError> {
-        self.0.exists(key).await
-    }
-    async fn get(&self, key: &str) -> Result<bytes::Bytes, ObjectStoreError> {
-        self.0.get(key).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectStoreError> {
-        self.0.list(prefix).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), ObjectStoreError> {
-        self.0.delete(key).await
-    }
-    fn uri(&self, key: &str) -> String {
-        self.0.uri(key)
+        Ok(())
     }
 }
 
@@ -467,7 +440,7 @@ async fn a_failing_request_fails_alone_in_its_group() {
                 max_delay: Duration::from_millis(300),
                 ..Default::default()
             },
-            |store| Arc::new(NoTraceFiles(store)),
+            |store| Arc::new(HookedStore::new(store, NoTraceFiles)),
         )
         .await,
     );

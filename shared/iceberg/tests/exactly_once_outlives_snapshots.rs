@@ -4,10 +4,10 @@
 //! by default, while a dead-letter queue keeps a message for 14 days).
 //!
 //! The stage is handed messages directly, as a Lambda is; the catalog is the
-//! embedded SQLite one and the ledger lives in a local directory store.
+//! embedded SQLite one and the ledger lives in an in-memory store.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
@@ -20,64 +20,34 @@ use otlp2parquet_core::datafile::data_file;
 use otlp2parquet_core::messages::DataFilesReady;
 use otlp2parquet_core::parquet::ParquetWriterBuilder;
 use otlp2parquet_core::partition::{partition_path, split_by_day};
-use otlp2parquet_core::ports::{ObjectStore, ObjectStoreError, ReceivedMessage};
+use otlp2parquet_core::ports::{MemoryStore, ObjectStoreError, ReceivedMessage};
 use otlp2parquet_core::schema::TableDefinition;
 use otlp2parquet_core::stage::Outcome;
 use otlp2parquet_core::{Signal, Table};
 use otlp2parquet_iceberg::catalog::{ensure_table, local_path, open_local_catalog};
 use otlp2parquet_iceberg::commit::{CommitConfig, CommitReport, commit};
-use otlp2parquet_local::LocalFsStore;
 use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
+use otlp2parquet_testkit::store::{Hook, HookedStore, Op, injected};
 
-/// A state store whose writes of committed records can be made to fail, as a
-/// committer that dies right after the catalog commit would leave things.
-struct LedgerStore {
-    inner: LocalFsStore,
-    fail_records: AtomicBool,
-}
+/// Makes the writes of committed records fail while armed, as a committer
+/// that dies right after the catalog commit would leave things.
+#[derive(Default)]
+struct FailRecords(AtomicBool);
 
 #[async_trait]
-impl ObjectStore for LedgerStore {
-    async fn put(&self, key: &str, bytes: bytes::Bytes) -> Result<(), ObjectStoreError> {
-        if key.contains("/commits/done/") && self.fail_records.load(Ordering::Relaxed) {
-            return Err(ObjectStoreError::Backend {
-                key: key.into(),
-                message: "injected: the committer died here".into(),
-            });
+impl Hook for FailRecords {
+    async fn before(&self, op: Op, key: &str) -> Result<(), ObjectStoreError> {
+        if op == Op::Put && key.contains("/commits/done/") && self.0.load(Ordering::Relaxed) {
+            return Err(injected(key, "death of the committer"));
         }
-        self.inner.put(key, bytes).await
-    }
-    async fn put_if_absent(
-        &self,
-        key: &str,
-        bytes: bytes::Bytes,
-    ) -> Result<bool, ObjectStoreError> {
-        self.inner.put_if_absent(key, bytes).await
-    }
-    async fn put_file(&self, key: &str, path: &Path) -> Result<(), ObjectStoreError> {
-        self.inner.put_file(key, path).await
-    }
-    async fn exists(&self, key: &str) -> Result<bool, ObjectStoreError> {
-        self.inner.exists(key).await
-    }
-    async fn get(&self, key: &str) -> Result<bytes::Bytes, ObjectStoreError> {
-        self.inner.get(key).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectStoreError> {
-        self.inner.list(prefix).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), ObjectStoreError> {
-        self.inner.delete(key).await
-    }
-    fn uri(&self, key: &str) -> String {
-        self.inner.uri(key)
+        Ok(())
     }
 }
 
 struct Fixture {
     _dir: tempfile::TempDir,
     catalog: iceberg_catalog_sql::SqlCatalog,
-    state: LedgerStore,
+    state: HookedStore<FailRecords>,
     ident: TableIdent,
     location: std::path::PathBuf,
     config: CommitConfig,
@@ -91,10 +61,7 @@ async fn fixture() -> Fixture {
         .await
         .unwrap();
     let location = local_path(table.metadata().location());
-    let state = LedgerStore {
-        inner: LocalFsStore::new(dir.path().join("state")),
-        fail_records: AtomicBool::new(false),
-    };
+    let state = HookedStore::new(Arc::new(MemoryStore::new()), FailRecords::default());
     Fixture {
         _dir: dir,
         catalog,
@@ -240,11 +207,11 @@ async fn a_message_redelivered_after_1000_commits_and_expiry_adds_nothing() {
 async fn a_commit_left_pending_is_settled_after_its_snapshot_expired() {
     let f = fixture().await;
     let message = f.message(0, 20);
-    f.state.fail_records.store(true, Ordering::Relaxed);
+    f.state.hook.0.store(true, Ordering::Relaxed);
     let died = f.commit(std::slice::from_ref(&message)).await;
     assert!(matches!(died.outcomes[0], Outcome::Retry(_)), "{died:?}");
     assert_eq!(f.rows().await, 20, "the catalog commit happened");
-    f.state.fail_records.store(false, Ordering::Relaxed);
+    f.state.hook.0.store(false, Ordering::Relaxed);
 
     // Another writer (S3 Tables' compaction, say) commits a snapshot of its
     // own, and the history that held ours is expired.

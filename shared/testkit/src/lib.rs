@@ -4,6 +4,7 @@
 //! - [`generate`] produces deterministic synthetic OTLP traffic.
 //! - [`alloc`] is a global allocator that counts live and peak heap, for the
 //!   memory benchmarks.
+//! - [`store`] wraps an object store with a hook, for fault-injection tests.
 //!
 //! Depending on this crate also turns on the core crate's `json-encoder`
 //! feature: OTLP JSON is only ever written by tests and `generate`.
@@ -11,3 +12,4 @@
 
 pub mod alloc;
 pub mod generate;
+pub mod store;
