@@ -56,7 +56,7 @@ use otlp2parquet_core::datafile::data_file;
 use otlp2parquet_core::messages::{DataFilesReady, RawFileWritten, RawFilesWritten};
 use otlp2parquet_core::parquet::ParquetWriterBuilder;
 use otlp2parquet_core::partition::partition_path;
-use otlp2parquet_core::ports::{ObjectStore, ObjectStoreError, Queue, ReceivedMessage};
+use otlp2parquet_core::ports::{ObjectStore, ObjectStoreError, Queue, ReceivedMessage, get_json};
 use otlp2parquet_core::schema::{TableDefinition, sort_columns};
 use otlp2parquet_core::stage::Outcome;
 use parquet::arrow::ArrowWriter;
@@ -78,15 +78,6 @@ pub enum Error {
     /// message already spells out its own chain of causes.
     #[error("{0}")]
     DataFusion(Box<datafusion::error::DataFusionError>),
-    /// A compaction record in the state store could not be read.
-    #[error("compaction record {key}: {source}")]
-    Record {
-        /// The record's key.
-        key: String,
-        /// What was wrong with it.
-        #[source]
-        source: serde_json::Error,
-    },
     /// Sending a result to the commit queue failed.
     #[error("sending compaction {compaction} to {queue}: {source}")]
     Send {
@@ -112,7 +103,6 @@ impl Error {
                     | datafusion::error::DataFusionError::ObjectStore(_)
                     | datafusion::error::DataFusionError::ResourcesExhausted(_)
             ),
-            Error::Record { .. } => false,
             Error::Send { .. } => true,
         }
     }
@@ -471,22 +461,6 @@ fn to_vec(value: &impl Serialize) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
-async fn read_record<T: serde::de::DeserializeOwned>(
-    store: &dyn ObjectStore,
-    key: &str,
-) -> Result<Option<T>, Error> {
-    match store.get(key).await {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| Error::Record {
-                key: key.to_string(),
-                source,
-            }),
-        Err(ObjectStoreError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// What finishing one plan did (nothing, for a plan found finished).
 #[derive(Default)]
 struct PlanDone {
@@ -505,7 +479,7 @@ async fn run_plan(
     id: &str,
 ) -> Result<PlanDone, Error> {
     let key = plan_key(&config.namespace, table, id);
-    let plan: CompactionPlan = read_record(stores.state, &key)
+    let plan: CompactionPlan = get_json(stores.state, &key)
         .await?
         .ok_or_else(|| Error::Core(ObjectStoreError::NotFound { key: key.clone() }.into()))?;
     // The inputs this plan really holds: a claim lost to another plan is that
@@ -520,7 +494,7 @@ async fn run_plan(
     }
 
     let done = done_key(&config.namespace, table, id);
-    let result = match read_record::<CompactionResult>(stores.state, &done).await? {
+    let result = match get_json::<CompactionResult>(stores.state, &done).await? {
         Some(result) => {
             // Inputs are deleted only after the result was sent: with all of
             // them gone, this plan finished and there is nothing left to do.
@@ -625,7 +599,7 @@ async fn attempt(
     } else {
         // Another attempt finished first; its files are the ones announced.
         remove_keys(stores.data, &written).await;
-        read_record(stores.state, done).await?.ok_or_else(|| {
+        get_json(stores.state, done).await?.ok_or_else(|| {
             Error::Core(
                 ObjectStoreError::NotFound {
                     key: done.to_string(),

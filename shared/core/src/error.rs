@@ -79,6 +79,16 @@ pub enum Error {
     /// The object store failed or lacks an object.
     #[error(transparent)]
     ObjectStore(#[from] crate::ports::ObjectStoreError),
+    /// A record a stage keeps in the state store (a plan, a result, a
+    /// pending commit) could not be read as JSON.
+    #[error("record {key}: {source}")]
+    Record {
+        /// The record's key.
+        key: String,
+        /// What was wrong with it.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The queue failed.
     #[error(transparent)]
     Queue(#[from] crate::ports::QueueError),

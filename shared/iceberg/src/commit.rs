@@ -44,7 +44,7 @@ use iceberg::{Catalog, NamespaceIdent, TableIdent};
 use otlp2parquet_core::Table;
 use otlp2parquet_core::crash::crash_point;
 use otlp2parquet_core::messages::DataFilesReady;
-use otlp2parquet_core::ports::{ObjectStore, ObjectStoreError, ReceivedMessage};
+use otlp2parquet_core::ports::{ObjectStore, ReceivedMessage, get_json};
 use otlp2parquet_core::stage::Outcome;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -180,19 +180,6 @@ struct TableCommit {
     already_committed: usize,
 }
 
-async fn read_pending(state: &dyn ObjectStore, key: &str) -> Result<Option<PendingCommit>> {
-    match state.get(key).await {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| Error::Record {
-                key: key.to_string(),
-                source,
-            }),
-        Err(ObjectStoreError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Writes the committed records of `compactions`, then removes the pending record.
 async fn record_committed(
     state: &dyn ObjectStore,
@@ -221,7 +208,7 @@ async fn settle_pending(
     iceberg_table: &iceberg::table::Table,
 ) -> Result<()> {
     let key = pending_key(&config.namespace, table);
-    let Some(pending) = read_pending(state, &key).await? else {
+    let Some(pending) = get_json::<PendingCommit>(state, &key).await? else {
         return Ok(());
     };
     let age = Duration::from_millis(now_ms().saturating_sub(pending.started_ms));

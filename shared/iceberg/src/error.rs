@@ -10,15 +10,6 @@ pub enum Error {
     /// The state store (commit records) or another part of the core failed.
     #[error(transparent)]
     Core(#[from] otlp2parquet_core::Error),
-    /// A commit record in the state store could not be read.
-    #[error("commit record {key}: {source}")]
-    Record {
-        /// The record's key.
-        key: String,
-        /// What was wrong with it.
-        #[source]
-        source: serde_json::Error,
-    },
     /// A directory could not be created or resolved.
     #[error("{path}: {source}")]
     Io {
@@ -45,7 +36,6 @@ impl Error {
         match self {
             Error::Iceberg(e) => e.retryable(),
             Error::Core(e) => e.retryable(),
-            Error::Record { .. } => false,
             Error::Io { .. } => true,
             Error::Busy { .. } => true,
         }

@@ -87,3 +87,23 @@ pub trait ObjectStore: Send + Sync {
     /// The URI readers use for `key` (`file:///…`, `s3://…`), as recorded in catalogs.
     fn uri(&self, key: &str) -> String;
 }
+
+/// Reads the JSON record at `key`: `None` when there is none. The stages keep
+/// their plans, results and pending commits this way.
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    store: &dyn ObjectStore,
+    key: &str,
+) -> crate::Result<Option<T>> {
+    match store.get(key).await {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| crate::Error::Record {
+                    key: key.to_string(),
+                    source,
+                })
+        }
+        Err(ObjectStoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
