@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use arrow::array::{Array, AsArray};
 use async_trait::async_trait;
-use futures_util::TryStreamExt;
 use iceberg::{Catalog, NamespaceIdent, TableIdent};
 use otlp2parquet_compact::{CompactConfig, Stores, compact};
 use otlp2parquet_core::Signal;
@@ -26,6 +25,7 @@ use otlp2parquet_iceberg::catalog::open_local_catalog;
 use otlp2parquet_iceberg::commit::{CommitConfig, commit};
 use otlp2parquet_local::{LocalFsStore, SqliteQueue, SqliteQueues};
 use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
+use otlp2parquet_testkit::scan::current_rows;
 use otlp2parquet_testkit::store::{Hook, HookedStore, Op, injected};
 
 /// Delivers like the queue it wraps, but every delete fails.
@@ -238,16 +238,7 @@ impl Pipeline {
     async fn rows(&self, table: &str) -> (usize, usize) {
         let ident = TableIdent::new(NamespaceIdent::new("otel".into()), table.into());
         let table = self.catalog.load_table(&ident).await.unwrap();
-        let batches: Vec<_> = table
-            .scan()
-            .build()
-            .unwrap()
-            .to_arrow()
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
+        let batches = current_rows(&table).await;
         let mut seen = HashSet::new();
         let mut rows = 0;
         let mut duplicates = 0;

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use futures_util::TryStreamExt;
 use iceberg::spec::{FormatVersion, deserialize_data_file_from_json, serialize_data_file_to_json};
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::{Catalog, NamespaceIdent, TableIdent};
@@ -27,6 +26,7 @@ use otlp2parquet_core::{Signal, Table};
 use otlp2parquet_iceberg::catalog::{ensure_table, local_path, open_local_catalog};
 use otlp2parquet_iceberg::commit::{CommitConfig, CommitReport, commit};
 use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
+use otlp2parquet_testkit::scan::current_rows;
 use otlp2parquet_testkit::store::{Hook, HookedStore, Op, injected};
 
 /// Makes the writes of committed records fail while armed, as a committer
@@ -128,18 +128,7 @@ impl Fixture {
 
     /// Rows the table's current snapshot reads.
     async fn rows(&self) -> usize {
-        let batches: Vec<_> = self
-            .table()
-            .await
-            .scan()
-            .build()
-            .unwrap()
-            .to_arrow()
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
+        let batches = current_rows(&self.table().await).await;
         batches.iter().map(|b| b.num_rows()).sum()
     }
 

@@ -5,6 +5,7 @@
 //! - [`alloc`] is a global allocator that counts live and peak heap, for the
 //!   memory benchmarks.
 //! - [`store`] wraps an object store with a hook, for fault-injection tests.
+//! - [`scan`] reads a table back with the `iceberg` crate's own scan.
 //!
 //! Depending on this crate also turns on the core crate's `json-encoder`
 //! feature: OTLP JSON is only ever written by tests and `generate`.
@@ -12,4 +13,5 @@
 
 pub mod alloc;
 pub mod generate;
+pub mod scan;
 pub mod store;
