@@ -36,6 +36,10 @@ struct ServeFile {
     compaction_memory_mib: Option<usize>,
     /// See `serve --max-body-bytes`.
     max_body_bytes: Option<usize>,
+    /// See `serve --max-attributes`.
+    max_attributes: Option<usize>,
+    /// See `serve --max-attribute-values`.
+    max_attribute_values: Option<usize>,
 }
 
 /// Fills `args` from `--config` where neither a flag nor a variable set a value.
@@ -77,6 +81,12 @@ pub fn apply_file(mut args: ServeArgs, matches: &ArgMatches) -> anyhow::Result<S
     }
     if let (Some(v), true) = (file.max_body_bytes, defaulted("max_body_bytes")) {
         args.max_body_bytes = v;
+    }
+    if let (Some(v), true) = (file.max_attributes, defaulted("max_attributes")) {
+        args.attribute_limits.max_attributes = v;
+    }
+    if let (Some(v), true) = (file.max_attribute_values, defaulted("max_attribute_values")) {
+        args.attribute_limits.max_attribute_values = v;
     }
     Ok(args)
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 use arrow::array::RecordBatch;
 use iceberg::NamespaceIdent;
-use otlp2parquet_core::convert::{Rejections, convert};
+use otlp2parquet_core::convert::{Rejections, convert_with};
 use otlp2parquet_core::datafile::data_file;
 use otlp2parquet_core::otlp::DecodeLimits;
 use otlp2parquet_core::parquet::ParquetWriterBuilder;
@@ -24,6 +24,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
     let limits = DecodeLimits {
         max_decoded_bytes: args.max_decoded_bytes,
     };
+    let conversion_limits = args.attribute_limits.limits();
     // Decode and convert everything first: an error in the last file must not
     // leave the first file's tables half written.
     let mut tables: BTreeMap<Table, Vec<RecordBatch>> = BTreeMap::new();
@@ -35,7 +36,8 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
             let Converted {
                 batches,
                 rejections,
-            } = convert(request).with_context(|| format!("converting {}", path.display()))?;
+            } = convert_with(request, &conversion_limits)
+                .with_context(|| format!("converting {}", path.display()))?;
             for (table, batch) in batches {
                 tables.entry(table).or_default().push(batch);
             }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use otlp2parquet_core::Signal;
+use otlp2parquet_core::convert::{DEFAULT_MAX_ATTRIBUTE_VALUES, DEFAULT_MAX_ATTRIBUTES, Limits};
 
 /// Land OpenTelemetry logs, traces and metrics as Parquet files and Iceberg tables.
 #[derive(Debug, Parser)]
@@ -79,6 +80,37 @@ pub struct ConvertArgs {
     /// Largest accepted size of one request after decompression, in bytes.
     #[arg(long, default_value_t = otlp2parquet_core::otlp::DEFAULT_MAX_DECODED_BYTES)]
     pub max_decoded_bytes: usize,
+    #[command(flatten)]
+    pub attribute_limits: AttributeLimitArgs,
+}
+
+/// Caps on the attributes of one record (README: "What is refused, and what is trimmed").
+#[derive(Debug, Clone, Args)]
+pub struct AttributeLimitArgs {
+    /// Attributes kept per resource, scope, log record, span, span event and
+    /// link: the first ones, the rest dropped and counted in the row's
+    /// dropped_attributes_count, as the OpenTelemetry SDKs do. A metric data
+    /// point over it is rejected instead (its attributes are its identity).
+    #[arg(long, default_value_t = DEFAULT_MAX_ATTRIBUTES, env = "OTLP2PARQUET_MAX_ATTRIBUTES")]
+    pub max_attributes: usize,
+    /// Values one attribute may hold, counting the elements of its arrays and
+    /// key-value lists at any depth; a longer attribute is dropped and counted
+    /// like one over --max-attributes.
+    #[arg(
+        long,
+        default_value_t = DEFAULT_MAX_ATTRIBUTE_VALUES,
+        env = "OTLP2PARQUET_MAX_ATTRIBUTE_VALUES"
+    )]
+    pub max_attribute_values: usize,
+}
+
+impl AttributeLimitArgs {
+    /// The conversion limits these flags set; the rest are the defaults.
+    pub fn limits(&self) -> Limits {
+        Limits::default()
+            .with_max_attributes(self.max_attributes)
+            .with_max_attribute_values(self.max_attribute_values)
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -130,7 +162,7 @@ pub struct GenerateArgs {
 pub struct ServeArgs {
     /// TOML file with any of: listen, warehouse, namespace, catalog,
     /// flush_interval_secs, flush_bytes, target_file_mib, compaction_memory_mib,
-    /// max_body_bytes. Flags and environment variables override it.
+    /// max_body_bytes, max_attributes, max_attribute_values. Flags and environment variables override it.
     #[arg(long, env = "OTLP2PARQUET_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address to listen on (OTLP/HTTP's default port is 4318).
@@ -191,6 +223,8 @@ pub struct ServeArgs {
         env = "OTLP2PARQUET_BODY_TIMEOUT_SECS"
     )]
     pub body_timeout_secs: f64,
+    #[command(flatten)]
+    pub attribute_limits: AttributeLimitArgs,
 }
 
 /// Where `serve` commits tables.

@@ -236,6 +236,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         ReceiverConfig {
             max_body_bytes: args.max_body_bytes,
             body_timeout: Duration::from_secs_f64(args.body_timeout_secs),
+            limits: args.attribute_limits.limits(),
             ..Default::default()
         },
         telemetry.clone(),

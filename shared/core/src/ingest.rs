@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 
-use crate::convert::{Rejections, convert};
+use crate::convert::{Limits, Rejections, convert_with};
 use crate::messages::{RawFileWritten, RawFilesWritten};
 use crate::otlp::ExportRequest;
 use crate::parquet::ParquetWriterBuilder;
@@ -58,9 +58,10 @@ pub struct EncodedRawFile {
 /// table and day. Synchronous, so a server can run it off its async workers.
 pub fn encode_raw_files(
     request: ExportRequest,
+    limits: &Limits,
     writer: &ParquetWriterBuilder,
 ) -> Result<(Vec<EncodedRawFile>, Rejections), Error> {
-    let converted = convert(request)?;
+    let converted = convert_with(request, limits)?;
     let mut files = Vec::new();
     for (table, batch) in converted.batches {
         let schema = TableDefinition::get(table).arrow_schema.clone();
@@ -127,17 +128,20 @@ pub async fn ingest(
     queue: &dyn Queue,
     writer: &ParquetWriterBuilder,
 ) -> Result<IngestOutcome, Error> {
-    let (files, rejections) = encode_raw_files(request, writer)?;
+    let (files, rejections) = encode_raw_files(request, &Limits::default(), writer)?;
     store_raw_files(files, rejections, namespace, store, queue).await
 }
 
 /// The rows of one table and day of a request: what ingest writes into one file.
 pub type DayPart = (Table, Option<i32>, RecordBatch);
 
-/// Converts `request` and splits its rows by table and day. Synchronous CPU
-/// work: a server runs it off its async workers.
-pub fn day_parts(request: ExportRequest) -> Result<(Vec<DayPart>, Rejections), Error> {
-    let converted = convert(request)?;
+/// Converts `request` within `limits` and splits its rows by table and day.
+/// Synchronous CPU work: a server runs it off its async workers.
+pub fn day_parts(
+    request: ExportRequest,
+    limits: &Limits,
+) -> Result<(Vec<DayPart>, Rejections), Error> {
+    let converted = convert_with(request, limits)?;
     let mut parts = Vec::new();
     for (table, batch) in converted.batches {
         for (day, part) in split_by_day(table, &batch)? {

@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     metric::Data,
 };
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use otlp2parquet_core::convert::convert;
+use otlp2parquet_core::convert::{Limits, convert, convert_with};
 use otlp2parquet_core::otlp::{self, Compression, DecodeLimits, ExportRequest, Format};
 use otlp2parquet_core::{Error, Signal};
 use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
@@ -335,4 +335,94 @@ fn a_request_that_would_expand_to_gigabytes_is_refused() {
 
     let converted = convert(request(10)).unwrap();
     assert_eq!(converted.rows(), 10);
+}
+
+fn map_len(batch: &arrow::array::RecordBatch, column: &str, row: usize) -> usize {
+    use arrow::array::{Array, AsArray};
+    let map = batch.column_by_name(column).unwrap().as_map();
+    map.value(row).len()
+}
+
+fn long(batch: &arrow::array::RecordBatch, column: &str, row: usize) -> i64 {
+    use arrow::array::AsArray;
+    batch
+        .column_by_name(column)
+        .unwrap()
+        .as_primitive::<arrow::datatypes::Int64Type>()
+        .value(row)
+}
+
+// Attributes over the caps are dropped and counted in the row's
+// *DroppedAttributesCount columns, on top of what the sender already dropped;
+// the records themselves are kept.
+#[test]
+fn attributes_over_the_caps_are_dropped_and_counted() {
+    let mut record = log(vec![], vec![], 9);
+    record.attributes = (0..50).map(attribute).collect();
+    record.dropped_attributes_count = 3;
+    let request = ExportRequest::Logs(ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                attributes: (0..30).map(attribute).collect(),
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![record, log(vec![], vec![], 9)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    });
+    let limits = Limits::default().with_max_attributes(20);
+    let converted = convert_with(request, &limits).unwrap();
+    assert_eq!(converted.rejections.count, 0);
+    let (_, batch) = &converted.batches[0];
+    assert_eq!(batch.num_rows(), 2);
+    assert_eq!(map_len(batch, "LogAttributes", 0), 20);
+    assert_eq!(long(batch, "LogDroppedAttributesCount", 0), 3 + 30);
+    assert_eq!(map_len(batch, "LogAttributes", 1), 0);
+    assert_eq!(long(batch, "LogDroppedAttributesCount", 1), 0);
+    for row in 0..2 {
+        assert_eq!(map_len(batch, "ResourceAttributes", row), 20);
+        assert_eq!(long(batch, "ResourceDroppedAttributesCount", row), 10);
+    }
+}
+
+// A data point has no dropped count and its attributes name its time series:
+// one over the caps is rejected with a reason, the others are kept.
+#[test]
+fn a_data_point_over_the_caps_is_rejected() {
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data,
+        number_data_point,
+    };
+    let point = |attributes: usize| NumberDataPoint {
+        attributes: (0..attributes).map(attribute).collect(),
+        time_unix_nano: 1_700_000_000_000_000_000,
+        value: Some(number_data_point::Value::AsInt(1)),
+        ..Default::default()
+    };
+    let request = ExportRequest::Metrics(ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "queue.depth".into(),
+                    data: Some(Data::Gauge(Gauge {
+                        data_points: vec![point(5), point(6), point(0)],
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    });
+    let limits = Limits::default().with_max_attributes(5);
+    let converted = convert_with(request, &limits).unwrap();
+    assert_eq!((converted.rows(), converted.rejections.count), (2, 1));
+    let message = converted.rejections.error_message();
+    assert!(
+        message.contains("(queue.depth) data_points[1]: the data point has 6 attributes"),
+        "{message}"
+    );
 }

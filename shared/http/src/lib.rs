@@ -35,7 +35,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 use tokio::sync::Semaphore;
 
-use otlp2parquet_core::convert::Rejections;
+use otlp2parquet_core::convert::{Limits, Rejections};
 use otlp2parquet_core::ingest::{Ingestor, day_parts};
 use otlp2parquet_core::otlp::{self, Compression, DecodeLimits, Format};
 use otlp2parquet_core::ports::Queue;
@@ -53,6 +53,8 @@ pub struct ReceiverConfig {
     pub max_in_flight_bytes: usize,
     /// Time a client has to send its whole body.
     pub body_timeout: Duration,
+    /// Caps on attributes and on the converted size of one request.
+    pub limits: Limits,
 }
 
 impl Default for ReceiverConfig {
@@ -62,6 +64,7 @@ impl Default for ReceiverConfig {
             max_decoded_bytes: otlp::DEFAULT_MAX_DECODED_BYTES,
             max_in_flight_bytes: 256 * 1024 * 1024,
             body_timeout: Duration::from_secs(30),
+            limits: Limits::default(),
         }
     }
 }
@@ -400,6 +403,7 @@ async fn export_inner(
     // body is admitted again once its decompressed size is known: what a request
     // costs in memory follows that size, not the few bytes of a gzip bomb.
     let in_flight = state.in_flight.clone();
+    let conversion_limits = config.limits;
     let converted = tokio::task::spawn_blocking(move || -> Result<_, Refusal> {
         let plain = otlp::decompress(&bytes, compression, limits)?;
         let decoded_permit = if kib(plain.len()) > kib(bytes.len()) {
@@ -415,7 +419,7 @@ async fn export_inner(
         let request = otlp::decode_body(signal, format, &plain)?;
         drop(plain);
         drop(bytes);
-        Ok((day_parts(request)?, decoded_permit))
+        Ok((day_parts(request, &conversion_limits)?, decoded_permit))
     })
     .await;
     let (parts, rejections) = match converted {

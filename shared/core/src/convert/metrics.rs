@@ -20,7 +20,7 @@ use super::builders::{
     timestamp_builder,
 };
 use super::values::{check_id, hex};
-use super::{Rejections, assemble};
+use super::{Limits, Rejections, assemble};
 use crate::schema::TableDefinition;
 use crate::{Error, Result, Table};
 
@@ -526,6 +526,7 @@ fn check_temporality(temporality: i32) -> Result<(), String> {
 
 pub(super) fn convert(
     request: ExportMetricsServiceRequest,
+    limits: &Limits,
     rejections: &mut Rejections,
 ) -> Result<Vec<(Table, RecordBatch)>> {
     let mut gauge = NumberTable::new(Table::MetricsGauge);
@@ -553,10 +554,20 @@ pub(super) fn convert(
                         )
                     })
                 };
+                let metadata = limits.check(&metric.metadata, "the metric's metadata");
+                let within_limits = |attributes: &[KeyValue], exemplars: &[Exemplar]| {
+                    metadata.clone()?;
+                    limits.check(attributes, "the data point")?;
+                    exemplars
+                        .iter()
+                        .try_for_each(|e| limits.check(&e.filtered_attributes, "an exemplar"))
+                };
                 match &metric.data {
                     Some(Data::Gauge(g)) => {
                         for (pi, p) in g.data_points.iter().enumerate() {
-                            match ExemplarColumns::validate(&p.exemplars) {
+                            let valid = within_limits(&p.attributes, &p.exemplars)
+                                .and_then(|()| ExemplarColumns::validate(&p.exemplars));
+                            match valid {
                                 Ok(()) => {
                                     gauge.append(metric, p, None);
                                     gauge.frame.common.append(&resource, &scope);
@@ -567,7 +578,8 @@ pub(super) fn convert(
                     }
                     Some(Data::Sum(s)) => {
                         for (pi, p) in s.data_points.iter().enumerate() {
-                            let valid = check_temporality(s.aggregation_temporality)
+                            let valid = within_limits(&p.attributes, &p.exemplars)
+                                .and_then(|()| check_temporality(s.aggregation_temporality))
                                 .and_then(|()| ExemplarColumns::validate(&p.exemplars));
                             match valid {
                                 Ok(()) => {
@@ -584,7 +596,8 @@ pub(super) fn convert(
                     }
                     Some(Data::Histogram(h)) => {
                         for (pi, p) in h.data_points.iter().enumerate() {
-                            let valid = check_temporality(h.aggregation_temporality)
+                            let valid = within_limits(&p.attributes, &p.exemplars)
+                                .and_then(|()| check_temporality(h.aggregation_temporality))
                                 .and_then(|()| HistogramTable::validate(p));
                             match valid {
                                 Ok(()) => {
@@ -597,7 +610,8 @@ pub(super) fn convert(
                     }
                     Some(Data::ExponentialHistogram(h)) => {
                         for (pi, p) in h.data_points.iter().enumerate() {
-                            let valid = check_temporality(h.aggregation_temporality)
+                            let valid = within_limits(&p.attributes, &p.exemplars)
+                                .and_then(|()| check_temporality(h.aggregation_temporality))
                                 .and_then(|()| ExponentialHistogramTable::validate(p));
                             match valid {
                                 Ok(()) => {
@@ -610,7 +624,9 @@ pub(super) fn convert(
                     }
                     Some(Data::Summary(s)) => {
                         for (pi, p) in s.data_points.iter().enumerate() {
-                            match check_counts("count", [&p.count]) {
+                            let valid = within_limits(&p.attributes, &[])
+                                .and_then(|()| check_counts("count", [&p.count]));
+                            match valid {
                                 Ok(()) => {
                                     summary.append(metric, p);
                                     summary.frame.common.append(&resource, &scope);

@@ -7,6 +7,7 @@
 //! whose bucket counts do not match their bounds.
 
 mod builders;
+mod limits;
 mod logs;
 mod metrics;
 mod traces;
@@ -26,6 +27,10 @@ use crate::schema::TableDefinition;
 use crate::{Error, Result, Table};
 
 use builders::ResourceScopeColumns;
+pub use limits::{
+    DEFAULT_MAX_ATTRIBUTE_VALUES, DEFAULT_MAX_ATTRIBUTES, DEFAULT_MAX_CONVERTED_BYTES,
+    DEFAULT_MAX_EXPANSION, EXPANSION_FLOOR_BYTES, Limits,
+};
 
 /// How many records a request had that could not be stored, and why.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -81,37 +86,39 @@ impl Converted {
     }
 }
 
-/// Converts a decoded request into record batches in the tables' Arrow schemas.
+/// Converts a decoded request into record batches in the tables' Arrow schemas,
+/// within the default [`Limits`].
 ///
 /// Takes the request by value and frees it part by part while converting: a
 /// decoded request is several times the size of its wire form, and holding it
 /// whole next to the finished columns would double the peak.
 pub fn convert(request: ExportRequest) -> Result<Converted> {
-    convert_within(request, DEFAULT_MAX_CONVERTED_BYTES)
+    convert_with(request, &Limits::default())
 }
-
-/// Largest estimated size of a converted request that [`convert`] accepts.
-pub const DEFAULT_MAX_CONVERTED_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Bytes of Arrow data each row costs beyond its values (offsets, validity,
 /// fixed-width columns), as the estimate counts it.
 const ROW_OVERHEAD_BYTES: u64 = 128;
 
-/// [`convert`], refusing a request whose estimated converted size exceeds
-/// `max_bytes` ([`estimated_converted_bytes`]) before any column is built.
-pub fn convert_within(request: ExportRequest, max_bytes: u64) -> Result<Converted> {
+/// [`convert`] within `limits`: attributes over the caps are dropped and
+/// counted (data points over them rejected), then a request whose estimated
+/// converted size ([`estimated_converted_bytes`]) exceeds the limits (absolute,
+/// and relative to its size) is refused before any column is built.
+pub fn convert_with(mut request: ExportRequest, limits: &Limits) -> Result<Converted> {
+    limits.trim_request(&mut request);
     let estimated = estimated_converted_bytes(&request);
-    if estimated > max_bytes {
+    let allowed = limits.converted_bytes_allowed(&request, estimated);
+    if estimated > allowed {
         return Err(Error::ConversionTooLarge {
             estimated,
-            limit: max_bytes,
+            limit: allowed,
         });
     }
     let mut rejections = Rejections::default();
     let batches = match request {
         ExportRequest::Logs(r) => logs::convert(r, &mut rejections)?,
         ExportRequest::Traces(r) => traces::convert(r, &mut rejections)?,
-        ExportRequest::Metrics(r) => metrics::convert(r, &mut rejections)?,
+        ExportRequest::Metrics(r) => metrics::convert(r, limits, &mut rejections)?,
     };
     Ok(Converted {
         batches: batches

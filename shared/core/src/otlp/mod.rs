@@ -130,6 +130,15 @@ impl ExportRequest {
         }
     }
 
+    /// The size of the request's protobuf encoding, without encoding it.
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            ExportRequest::Logs(r) => r.encoded_len(),
+            ExportRequest::Traces(r) => r.encoded_len(),
+            ExportRequest::Metrics(r) => r.encoded_len(),
+        }
+    }
+
     /// Serializes the request as OTLP protobuf.
     pub fn encode_protobuf(&self) -> Vec<u8> {
         match self {
