@@ -53,10 +53,14 @@ use futures_util::StreamExt;
 use iceberg::spec::{DataFile, FormatVersion, serialize_data_file_to_json};
 use otlp2parquet_core::Table;
 use otlp2parquet_core::datafile::data_file;
-use otlp2parquet_core::messages::{DataFilesReady, RawFileWritten, RawFilesWritten};
+use otlp2parquet_core::messages::{
+    BodyError, DataFilesReady, RawFileWritten, RawFilesWritten, message_body, send_message,
+};
 use otlp2parquet_core::parquet::ParquetWriterBuilder;
 use otlp2parquet_core::partition::partition_path;
-use otlp2parquet_core::ports::{ObjectStore, ObjectStoreError, Queue, ReceivedMessage, get_json};
+use otlp2parquet_core::ports::{
+    ObjectStore, ObjectStoreError, Queue, ReceivedMessage, SendOptions, get_json,
+};
 use otlp2parquet_core::schema::{TableDefinition, sort_columns};
 use otlp2parquet_core::stage::Outcome;
 use parquet::arrow::ArrowWriter;
@@ -85,9 +89,10 @@ pub enum Error {
         compaction: String,
         /// The queue.
         queue: String,
-        /// What the queue said.
+        /// What the queue (or, for a body sent by reference, the state
+        /// store) said.
         #[source]
-        source: otlp2parquet_core::ports::QueueError,
+        source: Box<otlp2parquet_core::Error>,
     },
 }
 
@@ -103,7 +108,7 @@ impl Error {
                     | datafusion::error::DataFusionError::ObjectStore(_)
                     | datafusion::error::DataFusionError::ResourcesExhausted(_)
             ),
-            Error::Send { .. } => true,
+            Error::Send { source, .. } => source.retryable(),
         }
     }
 }
@@ -284,9 +289,9 @@ async fn raw_state(stores: Stores<'_>, raw_key: &str) -> Result<RawState, Object
 }
 
 /// The files a message names, with their tables.
-fn parse(message: &ReceivedMessage) -> Result<Vec<(Table, RawFileWritten)>, String> {
-    let written: RawFilesWritten = serde_json::from_slice(&message.body)
-        .map_err(|e| format!("not a raw-file message: {e}"))?;
+fn parse(body: &[u8]) -> Result<Vec<(Table, RawFileWritten)>, String> {
+    let written: RawFilesWritten =
+        serde_json::from_slice(body).map_err(|e| format!("not a raw-file message: {e}"))?;
     written
         .files
         .into_iter()
@@ -336,7 +341,18 @@ pub async fn compact(
     let mut progress: Vec<Progress> = messages.iter().map(|_| Progress::default()).collect();
     let mut free: BTreeMap<(Table, Option<i32>), Vec<Waiting>> = BTreeMap::new();
     for (index, message) in messages.iter().enumerate() {
-        let files = match parse(message) {
+        let body = match message_body(stores.state, message).await {
+            Ok(body) => body,
+            Err(e @ BodyError::Missing { .. }) => {
+                progress[index].poison(e.to_string());
+                continue;
+            }
+            Err(e) => {
+                progress[index].retry(e.to_string());
+                continue;
+            }
+        };
+        let files = match parse(&body) {
             Ok(files) => files,
             Err(reason) => {
                 progress[index].poison(reason);
@@ -517,13 +533,18 @@ async fn run_plan(
 
     // A plan whose inputs all went elsewhere has nothing to announce.
     if let Some(queue) = commit_queue.filter(|_| !ready.data_files.is_empty()) {
-        queue
-            .send(&to_vec(&ready))
+        // One message group per table: a table whose commits fail holds back
+        // only its own messages. Deduplicated by compaction, whose result is
+        // the same however many attempts announce it.
+        let options = SendOptions::default()
+            .with_group_id(table.name())
+            .with_deduplication_id(id);
+        send_message(queue, stores.state, &to_vec(&ready), options)
             .await
             .map_err(|source| Error::Send {
+                source: Box::new(source),
                 compaction: id.to_string(),
                 queue: queue.name().to_string(),
-                source,
             })?;
     }
     crash_point("compact-after-send");

@@ -19,7 +19,9 @@ use otlp2parquet_compact::{CompactConfig, Stores, compact};
 use otlp2parquet_core::Signal;
 use otlp2parquet_core::ingest::ingest;
 use otlp2parquet_core::parquet::ParquetWriterBuilder;
-use otlp2parquet_core::ports::{ObjectStore, ObjectStoreError, Queue, QueueError, ReceivedMessage};
+use otlp2parquet_core::ports::{
+    ObjectStore, ObjectStoreError, Queue, QueueError, ReceivedMessage, SendOptions,
+};
 use otlp2parquet_core::stage::acknowledge;
 use otlp2parquet_iceberg::catalog::open_local_catalog;
 use otlp2parquet_iceberg::commit::{CommitConfig, commit};
@@ -36,8 +38,8 @@ impl Queue for DeletesFail {
     fn name(&self) -> &str {
         self.0.name()
     }
-    async fn send(&self, body: &[u8]) -> Result<String, QueueError> {
-        self.0.send(body).await
+    async fn send_with(&self, body: &[u8], options: &SendOptions) -> Result<String, QueueError> {
+        self.0.send_with(body, options).await
     }
     async fn receive(
         &self,
@@ -145,6 +147,7 @@ struct Committed {
     files: usize,
     rows: u64,
     already_committed: usize,
+    bodies: Vec<Vec<u8>>,
 }
 
 /// A pipeline whose queues dead-letter after `max_receives` receives and retry
@@ -226,6 +229,7 @@ impl Pipeline {
             files: report.files,
             rows: report.rows,
             already_committed: report.already_committed,
+            bodies: messages.iter().map(|m| m.body.clone()).collect(),
         }
     }
 
@@ -338,8 +342,10 @@ async fn a_retried_compaction_in_another_grouping_compacts_each_file_once() {
 }
 
 // A compactor that sent its result but could not finish (its inputs are still
-// there) sends it again when retried; the committer adds it once — also when
-// its own deletes fail and the messages come back one at a time.
+// there) sends it again when retried: the queue drops the copy while the first
+// is in it (deduplication by compaction). Delivered twice all the same — the
+// committer's deletes fail, or a copy arrives after the first was consumed
+// (past SQS's five-minute deduplication window) — it is added once.
 #[tokio::test]
 async fn a_result_sent_twice_is_committed_once() {
     let p = pipeline(5).await;
@@ -353,20 +359,24 @@ async fn a_result_sent_twice_is_committed_once() {
     assert_eq!(p.data.depth().await.unwrap(), 1, "the result was sent");
     let second = p.compact().await;
     assert_eq!((second.compactions, second.failed), (1, 0));
-    assert_eq!(p.data.depth().await.unwrap(), 2, "and sent again");
+    assert_eq!(p.data.depth().await.unwrap(), 1, "and deduplicated");
 
     let failing = DeletesFail(p.data.clone());
     let once = p.commit_from(&failing, 1000).await;
-    assert_eq!((once.received, once.rows), (2, 400));
+    assert_eq!((once.received, once.rows), (1, 400));
     p.queues.release_in_flight().await.unwrap();
-    for _ in 0..2 {
-        let again = p.commit_from(&p.data, 1).await;
-        assert_eq!(
-            (again.received, again.files, again.already_committed),
-            (1, 0, 1)
-        );
-    }
+    let again = p.commit_from(&p.data, 1).await;
+    assert_eq!(
+        (again.received, again.files, again.already_committed),
+        (1, 0, 1)
+    );
     assert_eq!(p.data.depth().await.unwrap(), 0);
+    p.data.send(&once.bodies[0]).await.unwrap();
+    let late = p.commit().await;
+    assert_eq!(
+        (late.received, late.files, late.already_committed),
+        (1, 0, 1)
+    );
     assert_eq!(p.rows("logs").await, (400, 0));
 
     // New data after that is committed normally.
@@ -374,6 +384,25 @@ async fn a_result_sent_twice_is_committed_once() {
     p.compact().await;
     assert_eq!(p.commit().await.rows, 100);
     assert_eq!(p.rows("logs").await, (500, 0));
+}
+
+// A result larger than the commit queue takes travels as an object in the
+// state store; the committer reads it from there and commits it once.
+#[tokio::test]
+async fn a_result_too_large_for_the_queue_goes_by_reference() {
+    let mut p = pipeline(5).await;
+    p.data = p.data.clone().with_max_message_bytes(256);
+    let mut generator = logs(100);
+    for _ in 0..3 {
+        p.ingest(&mut generator, Signal::Logs).await;
+    }
+    p.compact().await;
+    let objects = p.store.list("messages/data/").await.unwrap();
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    let committed = p.commit().await;
+    assert!(committed.bodies[0].len() <= 256);
+    assert_eq!((committed.received, committed.rows), (1, 300));
+    assert_eq!(p.rows("logs").await, (300, 0));
 }
 
 // One message names files of five tables; one table's compaction fails. The

@@ -43,7 +43,7 @@ use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::{Catalog, NamespaceIdent, TableIdent};
 use otlp2parquet_core::Table;
 use otlp2parquet_core::crash::crash_point;
-use otlp2parquet_core::messages::DataFilesReady;
+use otlp2parquet_core::messages::{BodyError, DataFilesReady, message_body};
 use otlp2parquet_core::ports::{ObjectStore, ReceivedMessage, get_json};
 use otlp2parquet_core::stage::Outcome;
 use serde::{Deserialize, Serialize};
@@ -133,7 +133,18 @@ pub async fn commit(
     };
     let mut by_table: BTreeMap<Table, Vec<(usize, DataFilesReady)>> = BTreeMap::new();
     for (index, message) in messages.iter().enumerate() {
-        match parse(message) {
+        let body = match message_body(state, message).await {
+            Ok(body) => body,
+            Err(e @ BodyError::Missing { .. }) => {
+                report.outcomes[index] = Outcome::Poison(e.to_string());
+                continue;
+            }
+            Err(e) => {
+                report.outcomes[index] = Outcome::Retry(e.to_string());
+                continue;
+            }
+        };
+        match parse(&body) {
             Ok((table, ready)) => by_table.entry(table).or_default().push((index, ready)),
             Err(reason) => report.outcomes[index] = Outcome::Poison(reason),
         }
@@ -164,9 +175,9 @@ pub async fn commit(
 }
 
 /// The table and files of a message.
-fn parse(message: &ReceivedMessage) -> Result<(Table, DataFilesReady), String> {
-    let ready: DataFilesReady = serde_json::from_slice(&message.body)
-        .map_err(|e| format!("not a data-files message: {e}"))?;
+fn parse(body: &[u8]) -> Result<(Table, DataFilesReady), String> {
+    let ready: DataFilesReady =
+        serde_json::from_slice(body).map_err(|e| format!("not a data-files message: {e}"))?;
     match Table::from_name(&ready.table) {
         Some(table) => Ok((table, ready)),
         None => Err(format!("unknown table {:?}", ready.table)),

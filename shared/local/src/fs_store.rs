@@ -5,12 +5,13 @@
 //! at any point leaves either no object or the whole one, never a torn file.
 
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use otlp2parquet_core::ports::{ObjectStore, ObjectStoreError};
+use otlp2parquet_core::ports::{ObjectMeta, ObjectStore, ObjectStoreError};
 
 /// Objects as files under a root directory; keys are relative paths.
 #[derive(Debug, Clone)]
@@ -172,10 +173,36 @@ impl ObjectStore for LocalFsStore {
             .map_err(|e| backend(key, e))
     }
 
-    async fn exists(&self, key: &str) -> Result<bool, ObjectStoreError> {
-        tokio::fs::try_exists(self.path(key)?)
-            .await
-            .map_err(|e| backend(key, e))
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectStoreError> {
+        match tokio::fs::metadata(self.path(key)?).await {
+            Ok(meta) => Ok(Some(ObjectMeta { size: meta.len() })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(backend(key, e)),
+        }
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, ObjectStoreError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = self.path(key)?;
+        let owned_key = key.to_string();
+        let read = move || -> std::io::Result<Vec<u8>> {
+            let mut file = std::fs::File::open(&path)?;
+            let size = file.metadata()?.len();
+            let end = range.end.min(size);
+            let start = range.start.min(end);
+            file.seek(SeekFrom::Start(start))?;
+            let mut out = vec![0; (end - start) as usize];
+            file.read_exact(&mut out)?;
+            Ok(out)
+        };
+        match tokio::task::spawn_blocking(read).await {
+            Ok(Ok(data)) => Ok(Bytes::from(data)),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(ObjectStoreError::NotFound { key: owned_key })
+            }
+            Ok(Err(e)) => Err(backend(key, e)),
+            Err(e) => Err(backend(key, e)),
+        }
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, ObjectStoreError> {

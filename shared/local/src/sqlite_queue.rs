@@ -11,12 +11,15 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use sqlx::Row;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
+use sqlx::{Connection, Row};
 
-use otlp2parquet_core::ports::{FAILURE_REASON_ATTRIBUTE, Queue, QueueError, ReceivedMessage};
+use otlp2parquet_core::ports::{
+    FAILURE_REASON_ATTRIBUTE, Queue, QueueError, ReceivedMessage, SendOptions,
+};
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS queue_messages (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -25,15 +28,54 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS queue_messages (
     body BLOB NOT NULL,
     receive_count INTEGER NOT NULL DEFAULT 0,
     visible_at_ms INTEGER NOT NULL,
-    receipt TEXT
+    receipt TEXT,
+    attributes TEXT,
+    dedup_id TEXT
 );
 CREATE INDEX IF NOT EXISTS queue_messages_visible ON queue_messages (queue, visible_at_ms, seq);
-CREATE UNIQUE INDEX IF NOT EXISTS queue_messages_receipt ON queue_messages (receipt);
-CREATE TABLE IF NOT EXISTS queue_message_attributes (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    value TEXT NOT NULL
-);";
+CREATE UNIQUE INDEX IF NOT EXISTS queue_messages_receipt ON queue_messages (receipt);";
+
+/// Databases made before messages carried attributes and deduplication ids
+/// get the two columns, and the failure reasons they kept in a side table are
+/// moved into them. Each step is a no-op on a current database.
+const MIGRATIONS: [&str; 4] = [
+    "ALTER TABLE queue_messages ADD COLUMN attributes TEXT",
+    "ALTER TABLE queue_messages ADD COLUMN dedup_id TEXT",
+    "UPDATE queue_messages SET attributes = json_object(a.name, a.value)
+     FROM queue_message_attributes AS a WHERE a.id = queue_messages.id;
+     DROP TABLE queue_message_attributes",
+    "CREATE UNIQUE INDEX IF NOT EXISTS queue_messages_dedup
+     ON queue_messages (queue, dedup_id) WHERE dedup_id IS NOT NULL",
+];
+
+/// Creates the tables, or brings those of an older layout up to date.
+async fn migrate(db: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(SCHEMA).execute(&mut *db).await?;
+    let columns: Vec<String> = sqlx::query("SELECT name FROM pragma_table_info('queue_messages')")
+        .fetch_all(&mut *db)
+        .await?
+        .iter()
+        .map(|row| row.get("name"))
+        .collect();
+    let side_table = sqlx::query(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queue_message_attributes'",
+    )
+    .fetch_optional(&mut *db)
+    .await?
+    .is_some();
+    let needed = [
+        !columns.iter().any(|c| c == "attributes"),
+        !columns.iter().any(|c| c == "dedup_id"),
+        side_table,
+        true,
+    ];
+    for (migration, needed) in MIGRATIONS.iter().zip(needed) {
+        if needed {
+            sqlx::raw_sql(migration).execute(&mut *db).await?;
+        }
+    }
+    Ok(())
+}
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -67,13 +109,17 @@ impl SqliteQueues {
             // FULL: a committed send survives a power cut, not only a process kill.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
+        // The schema is settled on one connection before the pool opens any:
+        // a pooled connection that had read the schema before an index was
+        // created would refuse statements that need the index.
+        let mut setup = SqliteConnection::connect_with(&options)
+            .await
+            .map_err(open_error)?;
+        migrate(&mut setup).await.map_err(open_error)?;
+        setup.close().await.map_err(open_error)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
-            .await
-            .map_err(open_error)?;
-        sqlx::raw_sql(SCHEMA)
-            .execute(&pool)
             .await
             .map_err(open_error)?;
         Ok(SqliteQueues { pool })
@@ -120,6 +166,7 @@ impl SqliteQueues {
             name: name.to_string(),
             dead_letter: Some(dead_letter.to_string()),
             max_receives,
+            max_message_bytes: usize::MAX,
         }
     }
 
@@ -130,6 +177,7 @@ impl SqliteQueues {
             name: name.to_string(),
             dead_letter: None,
             max_receives: u32::MAX,
+            max_message_bytes: usize::MAX,
         }
     }
 }
@@ -141,9 +189,17 @@ pub struct SqliteQueue {
     name: String,
     dead_letter: Option<String>,
     max_receives: u32,
+    max_message_bytes: usize,
 }
 
 impl SqliteQueue {
+    /// This queue, refusing bodies over `bytes` as SQS does over its limit
+    /// (to run the stages locally as they run against SQS).
+    pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+
     fn error(&self, e: sqlx::Error) -> QueueError {
         backend(self.name.as_str(), e)
     }
@@ -155,19 +211,49 @@ impl Queue for SqliteQueue {
         &self.name
     }
 
-    async fn send(&self, body: &[u8]) -> Result<String, QueueError> {
+    fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
+    }
+
+    async fn send_with(&self, body: &[u8], options: &SendOptions) -> Result<String, QueueError> {
+        if body.len() > self.max_message_bytes {
+            return Err(QueueError::TooLarge {
+                queue: self.name.clone(),
+                bytes: body.len(),
+                limit: self.max_message_bytes,
+            });
+        }
+        // One consumer takes messages in send order, which keeps every
+        // message group in order: the group id needs no column.
         let id = uuid::Uuid::now_v7().to_string();
-        sqlx::query(
-            "INSERT INTO queue_messages (queue, id, body, visible_at_ms) VALUES (?, ?, ?, ?)",
+        let attributes = (!options.attributes.is_empty())
+            .then(|| serde_json::to_string(&options.attributes).unwrap_or_default());
+        let stored = sqlx::query(
+            "INSERT INTO queue_messages (queue, id, body, visible_at_ms, attributes, dedup_id)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (queue, dedup_id) WHERE dedup_id IS NOT NULL DO NOTHING
+             RETURNING id",
         )
         .bind(&self.name)
         .bind(&id)
         .bind(body)
         .bind(now_ms())
-        .execute(&self.pool)
+        .bind(attributes)
+        .bind(&options.deduplication_id)
+        .fetch_optional(&self.pool)
         .await
         .map_err(|e| self.error(e))?;
-        Ok(id)
+        if stored.is_some() {
+            return Ok(id);
+        }
+        // A duplicate of a message still in the queue: its id.
+        sqlx::query("SELECT id FROM queue_messages WHERE queue = ? AND dedup_id = ?")
+            .bind(&self.name)
+            .bind(&options.deduplication_id)
+            .fetch_one(&self.pool)
+            .await
+            .map(|row| row.get("id"))
+            .map_err(|e| self.error(e))
     }
 
     async fn receive(
@@ -181,7 +267,7 @@ impl Queue for SqliteQueue {
             // As SQS does: a message already received max_receives times is moved
             // when it would be delivered once more.
             sqlx::query(
-                "UPDATE queue_messages SET queue = ?, receive_count = 0, receipt = NULL
+                "UPDATE queue_messages SET queue = ?, receive_count = 0, receipt = NULL, dedup_id = NULL
                  WHERE queue = ? AND visible_at_ms <= ? AND receive_count >= ?",
             )
             .bind(dead_letter)
@@ -198,7 +284,7 @@ impl Queue for SqliteQueue {
                  receipt = lower(hex(randomblob(16)))
              WHERE seq IN (SELECT seq FROM queue_messages
                            WHERE queue = ? AND visible_at_ms <= ? ORDER BY seq LIMIT ?)
-             RETURNING id, body, receive_count, receipt, seq",
+             RETURNING id, body, receive_count, receipt, seq, attributes",
         )
         .bind(now + visibility.as_millis() as i64)
         .bind(&self.name)
@@ -218,54 +304,27 @@ impl Queue for SqliteQueue {
                         receipt: row.get("receipt"),
                         body: row.get("body"),
                         receive_count: row.get::<i64, _>("receive_count") as u32,
-                        attributes: Default::default(),
+                        attributes: row
+                            .get::<Option<String>, _>("attributes")
+                            .and_then(|a| serde_json::from_str(&a).ok())
+                            .unwrap_or_default(),
                     },
                 )
             })
             .collect();
         messages.sort_by_key(|(seq, _)| *seq);
-        let mut messages: Vec<ReceivedMessage> = messages.into_iter().map(|(_, m)| m).collect();
-        // Attributes are rare (a failure reason, in dead-letter queues): one
-        // look-up per message that has any, none for the rest.
-        let attributed: i64 = sqlx::query("SELECT count(*) AS n FROM queue_message_attributes")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| self.error(e))?
-            .get("n");
-        if attributed > 0 {
-            for message in &mut messages {
-                let rows =
-                    sqlx::query("SELECT name, value FROM queue_message_attributes WHERE id = ?")
-                        .bind(&message.id)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(|e| self.error(e))?;
-                for row in rows {
-                    message.attributes.insert(row.get("name"), row.get("value"));
-                }
-            }
-        }
+        let messages: Vec<ReceivedMessage> = messages.into_iter().map(|(_, m)| m).collect();
         Ok(messages)
     }
 
     async fn delete(&self, receipt: &str) -> Result<bool, QueueError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
-        let deleted =
-            sqlx::query("DELETE FROM queue_messages WHERE queue = ? AND receipt = ? RETURNING id")
-                .bind(&self.name)
-                .bind(receipt)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| self.error(e))?;
-        if let Some(row) = &deleted {
-            sqlx::query("DELETE FROM queue_message_attributes WHERE id = ?")
-                .bind(row.get::<String, _>("id"))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.error(e))?;
-        }
-        tx.commit().await.map_err(|e| self.error(e))?;
-        Ok(deleted.is_some())
+        let deleted = sqlx::query("DELETE FROM queue_messages WHERE queue = ? AND receipt = ?")
+            .bind(&self.name)
+            .bind(receipt)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(deleted.rows_affected() == 1)
     }
 
     async fn dead_letter(
@@ -277,30 +336,21 @@ impl Queue for SqliteQueue {
             // A dead-letter queue has none of its own: the message stays.
             return Ok(false);
         };
-        let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+        // Deduplication is the live queue's business: a message in the DLQ
+        // must not make a later send with its id vanish, nor clash on replay.
         let moved = sqlx::query(
-            "UPDATE queue_messages SET queue = ?, receive_count = 0, visible_at_ms = 0, receipt = NULL
+            "UPDATE queue_messages SET queue = ?, receive_count = 0, visible_at_ms = 0, receipt = NULL,
+                 dedup_id = NULL, attributes = json_set(coalesce(attributes, '{}'), ?, ?)
              WHERE queue = ? AND receipt = ?",
         )
         .bind(dead_letter)
+        .bind(format!("$.\"{FAILURE_REASON_ATTRIBUTE}\""))
+        .bind(reason)
         .bind(&self.name)
         .bind(&message.receipt)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await
         .map_err(|e| self.error(e))?;
-        if moved.rows_affected() == 1 {
-            sqlx::query(
-                "INSERT INTO queue_message_attributes (id, name, value) VALUES (?, ?, ?)
-                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, value = excluded.value",
-            )
-            .bind(&message.id)
-            .bind(FAILURE_REASON_ATTRIBUTE)
-            .bind(reason)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.error(e))?;
-        }
-        tx.commit().await.map_err(|e| self.error(e))?;
         Ok(moved.rows_affected() == 1)
     }
 

@@ -170,3 +170,97 @@ async fn concurrent_consumers_share_without_duplicates() {
     assert_eq!(all.len(), 200);
     assert_eq!(unique.len(), 200);
 }
+
+// Attributes travel with a message; a send with a deduplication id that a
+// message in the queue already has is dropped (its id returned); the failure
+// reason of a dead-lettered message joins its attributes; in the dead-letter
+// queue it no longer blocks a new send with its id.
+#[tokio::test]
+async fn attributes_and_deduplication() {
+    use otlp2parquet_core::ports::{FAILURE_REASON_ATTRIBUTE, SendOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let queues = SqliteQueues::open(&dir.path().join("q.db")).await.unwrap();
+    let queue = queues.queue("commit", "commit-dlq", 5);
+    let options = SendOptions::default()
+        .with_group_id("logs")
+        .with_deduplication_id("compaction-7")
+        .with_attribute("origin", "test");
+    let first = queue.send_with(b"one", &options).await.unwrap();
+    let again = queue.send_with(b"one", &options).await.unwrap();
+    assert_eq!(first, again);
+    assert_eq!(queue.depth().await.unwrap(), 1);
+
+    let received = queue.receive(10, HIDE).await.unwrap();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].attributes["origin"], "test");
+    assert!(queue.dead_letter(&received[0], "bad table").await.unwrap());
+    let dlq = queues.dead_letter_queue("commit-dlq");
+    let dead = dlq.receive(10, HIDE).await.unwrap();
+    assert_eq!(dead[0].attributes["origin"], "test");
+    assert_eq!(dead[0].attributes[FAILURE_REASON_ATTRIBUTE], "bad table");
+
+    let fresh = queue.send_with(b"one", &options).await.unwrap();
+    assert_ne!(fresh, first);
+    assert_eq!(queue.depth().await.unwrap(), 1);
+}
+
+// A database written before messages had attribute and deduplication columns
+// (failure reasons in a side table) opens, keeps its messages and their
+// reasons, and takes the new kinds of sends.
+#[tokio::test]
+async fn a_database_of_the_previous_layout_is_migrated() {
+    use otlp2parquet_core::ports::{FAILURE_REASON_ATTRIBUTE, SendOptions};
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    use std::str::FromStr;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .unwrap()
+            .create_if_missing(true);
+        let pool = SqlitePoolOptions::new()
+            .connect_with(options)
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE queue_messages (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL,
+                id TEXT NOT NULL UNIQUE, body BLOB NOT NULL,
+                receive_count INTEGER NOT NULL DEFAULT 0, visible_at_ms INTEGER NOT NULL,
+                receipt TEXT);
+             CREATE TABLE queue_message_attributes (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, value TEXT NOT NULL);
+             INSERT INTO queue_messages (queue, id, body, visible_at_ms)
+                VALUES ('work-dlq', 'm1', x'6869', 0), ('work', 'm2', x'6f6b', 0);
+             INSERT INTO queue_message_attributes VALUES
+                ('m1', 'otlp2parquet-failure-reason', 'unknown table');",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+    let queues = SqliteQueues::open(&path).await.unwrap();
+    let dead = queues
+        .dead_letter_queue("work-dlq")
+        .receive(10, HIDE)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body, b"hi");
+    assert_eq!(
+        dead[0].attributes[FAILURE_REASON_ATTRIBUTE],
+        "unknown table"
+    );
+    let queue = queues.queue("work", "work-dlq", 5);
+    let options = SendOptions::default().with_deduplication_id("d");
+    queue.send_with(b"new", &options).await.unwrap();
+    queue.send_with(b"new", &options).await.unwrap();
+    let live = queue.receive(10, HIDE).await.unwrap();
+    let bodies: Vec<_> = live.iter().map(|m| m.body.as_slice()).collect();
+    assert_eq!(bodies, [&b"ok"[..], &b"new"[..]]);
+    assert!(live[0].attributes.is_empty());
+    // Opening again changes nothing.
+    drop(queues);
+    SqliteQueues::open(&path).await.unwrap();
+}

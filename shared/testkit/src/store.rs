@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use otlp2parquet_core::ports::{ObjectStore, ObjectStoreError};
+use otlp2parquet_core::ports::{ObjectMeta, ObjectStore, ObjectStoreError};
 
 /// Which operation a hook is asked about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,10 +21,12 @@ pub enum Op {
     PutIfAbsent,
     /// `put_file`.
     PutFile,
-    /// `exists`.
-    Exists,
+    /// `head` (and `exists`, which asks it).
+    Head,
     /// `get`.
     Get,
+    /// `get_range`.
+    GetRange,
     /// `list`.
     List,
     /// `delete`.
@@ -66,9 +68,17 @@ impl<H: Hook> ObjectStore for HookedStore<H> {
         self.hook.before(Op::PutFile, key).await?;
         self.inner.put_file(key, path).await
     }
-    async fn exists(&self, key: &str) -> Result<bool, ObjectStoreError> {
-        self.hook.before(Op::Exists, key).await?;
-        self.inner.exists(key).await
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectStoreError> {
+        self.hook.before(Op::Head, key).await?;
+        self.inner.head(key).await
+    }
+    async fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Bytes, ObjectStoreError> {
+        self.hook.before(Op::GetRange, key).await?;
+        self.inner.get_range(key, range).await
     }
     async fn get(&self, key: &str) -> Result<Bytes, ObjectStoreError> {
         self.hook.before(Op::Get, key).await?;

@@ -3,6 +3,7 @@
 //! visibility timeouts, receive counts, dead-letter queues).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -10,8 +11,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::object_store::{ObjectStore, ObjectStoreError};
-use super::queue::{FAILURE_REASON_ATTRIBUTE, Queue, QueueError, ReceivedMessage};
+use super::object_store::{ObjectMeta, ObjectStore, ObjectStoreError};
+use super::queue::{FAILURE_REASON_ATTRIBUTE, Queue, QueueError, ReceivedMessage, SendOptions};
 
 /// An object store in a map.
 #[derive(Debug, Default)]
@@ -57,8 +58,17 @@ impl ObjectStore for MemoryStore {
         self.put(key, bytes.into()).await
     }
 
-    async fn exists(&self, key: &str) -> Result<bool, ObjectStoreError> {
-        Ok(self.objects().contains_key(key))
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, ObjectStoreError> {
+        Ok(self.objects().get(key).map(|b| ObjectMeta {
+            size: b.len() as u64,
+        }))
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, ObjectStoreError> {
+        let object = self.get(key).await?;
+        let end = (range.end as usize).min(object.len());
+        let start = (range.start as usize).min(end);
+        Ok(object.slice(start..end))
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, ObjectStoreError> {
@@ -103,6 +113,8 @@ struct Stored {
 struct Queues {
     /// Messages by queue name, oldest first.
     messages: BTreeMap<String, VecDeque<Stored>>,
+    /// Message ids by (queue, deduplication id), while the message exists.
+    deduplication: BTreeMap<(String, String), String>,
     next: u64,
 }
 
@@ -120,6 +132,7 @@ pub struct MemoryQueue {
     name: String,
     dead_letter: Option<String>,
     max_receives: u32,
+    max_message_bytes: usize,
 }
 
 impl MemoryQueues {
@@ -136,6 +149,7 @@ impl MemoryQueues {
             name: name.to_string(),
             dead_letter: Some(dead_letter.to_string()),
             max_receives,
+            max_message_bytes: usize::MAX,
         }
     }
 
@@ -146,6 +160,7 @@ impl MemoryQueues {
             name: name.to_string(),
             dead_letter: None,
             max_receives: u32::MAX,
+            max_message_bytes: usize::MAX,
         }
     }
 
@@ -155,6 +170,12 @@ impl MemoryQueues {
 }
 
 impl MemoryQueue {
+    /// This queue, refusing bodies over `bytes` as SQS does over its limit.
+    pub fn with_max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+
     fn move_to_dead_letter(queues: &mut Queues, from: &str, to: &str, index: usize) {
         if let Some(mut message) = queues.messages.get_mut(from).and_then(|q| q.remove(index)) {
             message.receipt = None;
@@ -175,8 +196,30 @@ impl Queue for MemoryQueue {
         &self.name
     }
 
-    async fn send(&self, body: &[u8]) -> Result<String, QueueError> {
+    fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
+    }
+
+    async fn send_with(&self, body: &[u8], options: &SendOptions) -> Result<String, QueueError> {
+        if body.len() > self.max_message_bytes {
+            return Err(QueueError::TooLarge {
+                queue: self.name.clone(),
+                bytes: body.len(),
+                limit: self.max_message_bytes,
+            });
+        }
         let mut queues = self.queues.lock();
+        if let Some(dedup) = &options.deduplication_id {
+            let known = queues
+                .deduplication
+                .get(&(self.name.clone(), dedup.clone()));
+            if let Some(id) = known.cloned() {
+                let present = queues.messages.values().flatten().any(|m| m.id == id);
+                if present {
+                    return Ok(id);
+                }
+            }
+        }
         queues.next += 1;
         let id = format!("{}-{}", self.name, queues.next);
         queues
@@ -189,8 +232,13 @@ impl Queue for MemoryQueue {
                 receive_count: 0,
                 visible_at: Instant::now(),
                 receipt: None,
-                attributes: BTreeMap::new(),
+                attributes: options.attributes.clone(),
             });
+        if let Some(dedup) = &options.deduplication_id {
+            queues
+                .deduplication
+                .insert((self.name.clone(), dedup.clone()), id.clone());
+        }
         Ok(id)
     }
 

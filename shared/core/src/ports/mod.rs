@@ -9,5 +9,5 @@ pub mod object_store;
 pub mod queue;
 
 pub use memory::{MemoryQueue, MemoryQueues, MemoryStore};
-pub use object_store::{ObjectStore, ObjectStoreError, get_json};
-pub use queue::{FAILURE_REASON_ATTRIBUTE, Queue, QueueError, ReceivedMessage};
+pub use object_store::{ObjectMeta, ObjectStore, ObjectStoreError, get_json, parquet_metadata};
+pub use queue::{FAILURE_REASON_ATTRIBUTE, Queue, QueueError, ReceivedMessage, SendOptions};

@@ -74,14 +74,60 @@ impl QueueError {
     }
 }
 
+/// SQS's per-message options of a send.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SendOptions {
+    /// FIFO message group: a group's messages are delivered in order, and a
+    /// failing one holds back only its own group (the commit queue groups by
+    /// table). Queues that deliver everything in one order may ignore it.
+    pub group_id: Option<String>,
+    /// FIFO deduplication id: another send with the same id while the first
+    /// is still known to the queue is accepted and dropped.
+    pub deduplication_id: Option<String>,
+    /// Message attributes, delivered with the message.
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl SendOptions {
+    /// These options in message group `id`.
+    pub fn with_group_id(mut self, id: impl Into<String>) -> Self {
+        self.group_id = Some(id.into());
+        self
+    }
+
+    /// These options with deduplication id `id`.
+    pub fn with_deduplication_id(mut self, id: impl Into<String>) -> Self {
+        self.deduplication_id = Some(id.into());
+        self
+    }
+
+    /// These options with the attribute `name` = `value`.
+    pub fn with_attribute(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.attributes.insert(name.into(), value.into());
+        self
+    }
+}
+
 /// A queue: see the module docs.
 #[async_trait]
 pub trait Queue: Send + Sync {
     /// The queue's name, for logs and errors.
     fn name(&self) -> &str;
 
-    /// Enqueues one message durably; returns its id.
-    async fn send(&self, body: &[u8]) -> Result<String, QueueError>;
+    /// Enqueues one message durably; returns its id (for a deduplicated
+    /// send, the id of the message it duplicates). A body over
+    /// [`Queue::max_message_bytes`] is refused with [`QueueError::TooLarge`];
+    /// `crate::messages::send_message` passes such bodies by reference.
+    async fn send_with(&self, body: &[u8], options: &SendOptions) -> Result<String, QueueError>;
+    /// [`Queue::send_with`] without options.
+    async fn send(&self, body: &[u8]) -> Result<String, QueueError> {
+        self.send_with(body, &SendOptions::default()).await
+    }
+    /// Largest message body the queue takes, in bytes.
+    fn max_message_bytes(&self) -> usize {
+        usize::MAX
+    }
 
     /// Receives up to `max` visible messages and hides them for `visibility`.
     /// Messages past the maximum receive count move to the dead-letter queue.
