@@ -1,16 +1,16 @@
 # Shared by scripts/bench-serve.sh and scripts/bench-original.sh, so that both
 # servers get exactly the same load and are measured the same way. Sourced.
 
-# bench_payload WORK BIN RECORDS: writes WORK/logs.pb (a generated protobuf logs
-# export of RECORDS records) and WORK/post.lua, the wrk script that POSTs it and
-# prints one summary line.
+# bench_payload WORK BIN RECORDS [SIGNAL=logs]: writes WORK/body.pb (a generated
+# protobuf export of RECORDS log records or spans) and WORK/post.lua, the wrk
+# script that POSTs it and prints one summary line.
 bench_payload() {
-  local work="$1" bin="$2" records="$3"
-  "$bin" generate --signal logs --records "$records" --services 3 --out "$work/logs.pb" 2>/dev/null
+  local work="$1" bin="$2" records="$3" signal="${4:-logs}"
+  "$bin" generate --signal "$signal" --records "$records" --services 3 --out "$work/body.pb" 2>/dev/null
   cat > "$work/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/x-protobuf"
-local f = io.open("$work/logs.pb", "rb"); wrk.body = f:read("*a"); f:close()
+local f = io.open("$work/body.pb", "rb"); wrk.body = f:read("*a"); f:close()
 done = function(summary, latency, requests)
   io.write(string.format("ok_requests=%d errors=%d p50_ms=%.2f p99_ms=%.2f\n",
     summary.requests - summary.errors.status, summary.errors.status,
@@ -27,11 +27,11 @@ bench_watch_rss() {
       sleep 1; done ) &
 }
 
-# bench_drive PORT DURATION CONNECTIONS WORK: runs wrk against PORT/v1/logs,
-# shows its report on stderr and prints the summary line.
+# bench_drive PORT DURATION CONNECTIONS WORK [SIGNAL=logs]: runs wrk against
+# PORT/v1/SIGNAL, shows its report on stderr and prints the summary line.
 bench_drive() {
-  local port="$1" duration="$2" connections="$3" work="$4"
-  wrk -t2 -c"$connections" -d"${duration}s" -s "$work/post.lua" "http://127.0.0.1:$port/v1/logs" \
+  local port="$1" duration="$2" connections="$3" work="$4" signal="${5:-logs}"
+  wrk -t2 -c"$connections" -d"${duration}s" -s "$work/post.lua" "http://127.0.0.1:$port/v1/$signal" \
     | tee /dev/stderr | grep ok_requests
 }
 

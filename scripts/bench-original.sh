@@ -7,12 +7,13 @@
 # ten minutes here). Counting uses PyArrow from the test virtualenv (.venv, made
 # by scripts/test.sh).
 #
-# Usage: scripts/bench-original.sh [DURATION=60] [CONNECTIONS=16] [RECORDS=81]
+# Usage: scripts/bench-original.sh [DURATION=60] [CONNECTIONS=16] [RECORDS=81] [SIGNAL=logs]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-60}"
 connections="${2:-16}"
 records="${3:-81}"
+signal="${4:-logs}"
 root="$HOME/.cache/otlp2parquet/original"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 [ -x .venv/bin/python ] || { echo "run scripts/test.sh once first (it creates .venv with PyArrow)" >&2; exit 1; }
@@ -26,7 +27,7 @@ trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # shellcheck source=scripts/bench-lib.sh
 . scripts/bench-lib.sh
-bench_payload "$work" "$ours" "$records"
+bench_payload "$work" "$ours" "$records" "$signal"
 
 port=$((20000 + RANDOM % 20000))
 mkdir -p "$work/out"
@@ -34,8 +35,8 @@ mkdir -p "$work/out"
 server=$!
 for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 bench_watch_rss "$server" "$work/peak"
-echo "original 0.12.0: $records records per request, $connections connections, ${duration}s" >&2
-result=$(bench_drive "$port" "$duration" "$connections" "$work")
+echo "original 0.12.0: $records $signal records per request, $connections connections, ${duration}s" >&2
+result=$(bench_drive "$port" "$duration" "$connections" "$work" "$signal")
 peak=$(cat "$work/peak" 2>/dev/null || echo 0)
 kill -INT "$server" 2>/dev/null || true
 # Give it a minute to flush what it buffered, as a graceful shutdown should.
@@ -57,7 +58,7 @@ print(f"{total} (unreadable files: {unreadable})")
 PY
 )
 echo
-echo "acknowledged records/s: $(( ok * records / duration ))"
+echo "acknowledged requests/s: $(( ok / duration )), records/s: $(( ok * records / duration ))"
 echo "$result"
 echo "server peak RSS: $(( peak / 1024 )) MiB"
 echo "rows on disk: $rows (acknowledged: $(( ok * records ))); parquet files: $files"

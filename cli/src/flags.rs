@@ -223,6 +223,16 @@ pub struct ServeArgs {
         env = "OTLP2PARQUET_BODY_TIMEOUT_SECS"
     )]
     pub body_timeout_secs: f64,
+    /// Milliseconds the first request of a group waits for others to share its
+    /// raw files (Kafka's linger.ms). 0: a group is whatever arrived while the
+    /// previous groups were being written, which batches as much as the load
+    /// needs without adding a fixed wait to every request.
+    #[arg(long, default_value_t = 0.0, env = "OTLP2PARQUET_GROUP_LINGER_MS")]
+    pub group_linger_ms: f64,
+    /// Groups of requests written at once (one encoding while another waits
+    /// for its fsyncs).
+    #[arg(long, default_value_t = 2, env = "OTLP2PARQUET_GROUP_WRITERS")]
+    pub group_writers: usize,
     #[command(flatten)]
     pub attribute_limits: AttributeLimitArgs,
 }

@@ -227,8 +227,12 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         store.clone(),
         raw_files.clone(),
         args.namespace.clone(),
-        ParquetWriterBuilder::new(),
-        GroupConfig::default(),
+        ParquetWriterBuilder::for_raw_files(),
+        GroupConfig {
+            max_delay: Duration::from_secs_f64(args.group_linger_ms.max(0.0) / 1000.0),
+            max_in_flight: args.group_writers.max(1),
+            ..GroupConfig::default()
+        },
         telemetry.clone(),
     );
     let state = ReceiverState::new(

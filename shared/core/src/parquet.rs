@@ -25,6 +25,7 @@ pub struct ParquetWriterBuilder {
     zstd_level: i32,
     max_row_group_rows: usize,
     data_page_bytes: usize,
+    raw: bool,
 }
 
 impl Default for ParquetWriterBuilder {
@@ -35,6 +36,7 @@ impl Default for ParquetWriterBuilder {
             zstd_level: 1,
             max_row_group_rows: 1024 * 1024,
             data_page_bytes: 1024 * 1024,
+            raw: false,
         }
     }
 }
@@ -43,6 +45,17 @@ impl ParquetWriterBuilder {
     /// Starts from the defaults: zstd level 1, 1 Mi-row row groups, 1 MiB pages.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Settings for raw files, which live until compaction rewrites them and
+    /// are read once, whole, by it: LZ4 instead of zstd and statistics per
+    /// column chunk instead of per page. Encoding them is on the path of
+    /// every request `serve` acknowledges; see the README's benchmarks.
+    pub fn for_raw_files() -> Self {
+        ParquetWriterBuilder {
+            raw: true,
+            ..Self::default()
+        }
     }
 
     /// Sets the zstd level (1..=22).
@@ -59,10 +72,15 @@ impl ParquetWriterBuilder {
 
     /// The writer properties these settings describe.
     pub fn properties(&self) -> Result<WriterProperties> {
-        let level = ZstdLevel::try_new(self.zstd_level)?;
+        let (compression, statistics) = if self.raw {
+            (Compression::LZ4_RAW, EnabledStatistics::Chunk)
+        } else {
+            let level = ZstdLevel::try_new(self.zstd_level)?;
+            (Compression::ZSTD(level), EnabledStatistics::Page)
+        };
         let mut props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(level))
-            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_compression(compression)
+            .set_statistics_enabled(statistics)
             .set_max_row_group_row_count(Some(self.max_row_group_rows))
             .set_data_page_size_limit(self.data_page_bytes)
             .set_created_by(concat!("otlp2parquet ", env!("CARGO_PKG_VERSION")).to_string());

@@ -404,7 +404,9 @@ async fn export_inner(
     // costs in memory follows that size, not the few bytes of a gzip bomb.
     let in_flight = state.in_flight.clone();
     let conversion_limits = config.limits;
+    let spawned = std::time::Instant::now();
     let converted = tokio::task::spawn_blocking(move || -> Result<_, Refusal> {
+        let began = std::time::Instant::now();
         let plain = otlp::decompress(&bytes, compression, limits)?;
         let decoded_permit = if kib(plain.len()) > kib(bytes.len()) {
             let more = kib(plain.len()) - kib(bytes.len());
@@ -419,7 +421,13 @@ async fn export_inner(
         let request = otlp::decode_body(signal, format, &plain)?;
         drop(plain);
         drop(bytes);
-        Ok((day_parts(request, &conversion_limits)?, decoded_permit))
+        let parts = day_parts(request, &conversion_limits)?;
+        tracing::trace!(
+            waited_ms = (began - spawned).as_secs_f64() * 1e3,
+            convert_ms = began.elapsed().as_secs_f64() * 1e3,
+            "request converted"
+        );
+        Ok((parts, decoded_permit))
     })
     .await;
     let (parts, rejections) = match converted {
@@ -442,6 +450,7 @@ async fn export_inner(
             );
         }
     };
+    let converted_at = std::time::Instant::now();
     let accepted = if parts.is_empty() {
         0
     } else {
@@ -461,6 +470,12 @@ async fn export_inner(
     state
         .telemetry
         .record_ingest(signal, accepted, rejections.count);
-    tracing::debug!(%signal, accepted, rejected = rejections.count, "ingested");
+    tracing::debug!(
+        %signal,
+        accepted,
+        rejected = rejections.count,
+        durable_ms = converted_at.elapsed().as_secs_f64() * 1e3,
+        "ingested"
+    );
     success(signal, format, &rejections)
 }
