@@ -347,3 +347,52 @@ fn help_explains_the_commands() {
     let out = bin().args(["convert", "--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(".jsonl"));
 }
+
+// `--max-attributes` caps what a record keeps: the rest is counted in its
+// dropped-attributes column, on top of what the sender had dropped.
+#[test]
+fn attributes_over_the_cap_are_counted_as_dropped() {
+    use parquet::file::statistics::Statistics;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let attributes: Vec<String> = (0..5)
+        .map(|i| format!(r#"{{"key":"k{i}","value":{{"intValue":"{i}"}}}}"#))
+        .collect();
+    std::fs::write(
+        d.join("wide.json"),
+        format!(
+            r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{{"stringValue":"wide"}},"droppedAttributesCount":1,"attributes":[{}]}}]}}]}}]}}"#,
+            attributes.join(",")
+        ),
+    )
+    .unwrap();
+    ok(
+        &[
+            "convert",
+            "--signal",
+            "logs",
+            "wide.json",
+            "--max-attributes",
+            "2",
+            "--out",
+            "out",
+        ],
+        d,
+    );
+    let file = std::fs::File::open(d.join("out/logs.parquet")).unwrap();
+    let reader = SerializedFileReader::new(file).unwrap();
+    let group = reader.metadata().row_group(0);
+    let column = (0..group.num_columns())
+        .map(|i| group.column(i))
+        .find(|c| c.column_path().string() == "LogDroppedAttributesCount")
+        .unwrap();
+    let Some(Statistics::Int64(stats)) = column.statistics() else {
+        panic!("{:?}", column.statistics())
+    };
+    assert_eq!((stats.min_opt(), stats.max_opt()), (Some(&4), Some(&4)));
+    let keys = (0..group.num_columns())
+        .map(|i| group.column(i))
+        .find(|c| c.column_path().string().starts_with("LogAttributes.key_value.key"))
+        .unwrap();
+    assert_eq!(keys.num_values(), 2);
+}
