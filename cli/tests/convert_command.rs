@@ -392,7 +392,11 @@ fn attributes_over_the_cap_are_counted_as_dropped() {
     assert_eq!((stats.min_opt(), stats.max_opt()), (Some(&4), Some(&4)));
     let keys = (0..group.num_columns())
         .map(|i| group.column(i))
-        .find(|c| c.column_path().string().starts_with("LogAttributes.key_value.key"))
+        .find(|c| {
+            c.column_path()
+                .string()
+                .starts_with("LogAttributes.key_value.key")
+        })
         .unwrap();
     assert_eq!(keys.num_values(), 2);
 }
