@@ -216,13 +216,7 @@ impl Queue for SqliteQueue {
     }
 
     async fn send_with(&self, body: &[u8], options: &SendOptions) -> Result<String, QueueError> {
-        if body.len() > self.max_message_bytes {
-            return Err(QueueError::TooLarge {
-                queue: self.name.clone(),
-                bytes: body.len(),
-                limit: self.max_message_bytes,
-            });
-        }
+        QueueError::check_size(&self.name, body.len(), self.max_message_bytes)?;
         // One consumer takes messages in send order, which keeps every
         // message group in order: the group id needs no column.
         let id = uuid::Uuid::now_v7().to_string();

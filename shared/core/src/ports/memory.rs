@@ -201,13 +201,7 @@ impl Queue for MemoryQueue {
     }
 
     async fn send_with(&self, body: &[u8], options: &SendOptions) -> Result<String, QueueError> {
-        if body.len() > self.max_message_bytes {
-            return Err(QueueError::TooLarge {
-                queue: self.name.clone(),
-                bytes: body.len(),
-                limit: self.max_message_bytes,
-            });
-        }
+        QueueError::check_size(&self.name, body.len(), self.max_message_bytes)?;
         let mut queues = self.queues.lock();
         if let Some(dedup) = &options.deduplication_id {
             let known = queues

@@ -65,6 +65,19 @@ pub enum QueueError {
 }
 
 impl QueueError {
+    /// [`QueueError::TooLarge`] when a body of `bytes` is over `limit`, as
+    /// every queue checks before it sends.
+    pub fn check_size(queue: &str, bytes: usize, limit: usize) -> Result<(), QueueError> {
+        if bytes > limit {
+            return Err(QueueError::TooLarge {
+                queue: queue.to_string(),
+                bytes,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
     /// Whether the same operation may succeed when tried again.
     pub fn retryable(&self) -> bool {
         matches!(
