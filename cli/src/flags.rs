@@ -223,16 +223,11 @@ pub struct ServeArgs {
         env = "OTLP2PARQUET_BODY_TIMEOUT_SECS"
     )]
     pub body_timeout_secs: f64,
-    /// Milliseconds the first request of a group waits for others to share its
-    /// raw files (Kafka's linger.ms). 0: a group is whatever arrived while the
-    /// previous groups were being written, which batches as much as the load
-    /// needs without adding a fixed wait to every request.
-    #[arg(long, default_value_t = 0.0, env = "OTLP2PARQUET_GROUP_LINGER_MS")]
-    pub group_linger_ms: f64,
-    /// Groups of requests written at once (one encoding while another waits
-    /// for its fsyncs).
-    #[arg(long, default_value_t = 2, env = "OTLP2PARQUET_GROUP_WRITERS")]
-    pub group_writers: usize,
+    /// MiB of accepted requests that may wait in the write-ahead log to be
+    /// converted to Parquet; beyond it requests get 503 with Retry-After until
+    /// the conversion catches up.
+    #[arg(long, default_value_t = 1024, env = "OTLP2PARQUET_WAL_BACKLOG_MIB")]
+    pub wal_backlog_mib: u64,
     #[command(flatten)]
     pub attribute_limits: AttributeLimitArgs,
 }

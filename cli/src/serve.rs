@@ -1,11 +1,12 @@
 //! `otlp2parquet serve`: the whole pipeline in one process.
 //!
-//! An OTLP/HTTP receiver writes raw Parquet files into a local warehouse and
-//! queues them in a SQLite file. Every flush interval (or sooner, once enough raw
-//! data waits) the compactor merges them into sorted files and queues those, and
-//! the single committer appends them to Iceberg tables in the embedded SQLite
-//! catalog. SIGINT/SIGTERM stop the receiver, then one last flush drains what was
-//! accepted.
+//! An OTLP/HTTP receiver answers a request once its rows are in the
+//! write-ahead log (`.wal/` in the warehouse); in the background the log
+//! becomes raw Parquet files, queued in a SQLite file. Every flush interval (or
+//! sooner, once enough raw data waits) the compactor merges them into sorted
+//! files and queues those, and the single committer appends them to Iceberg
+//! tables in the embedded SQLite catalog. SIGINT/SIGTERM stop the receiver, then
+//! the log is converted and one last flush drains what was accepted.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -14,8 +15,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use otlp2parquet_compact::{CompactConfig, Stores, clean_scratch, compact};
-use otlp2parquet_core::group::{GroupCommitter, GroupConfig};
-use otlp2parquet_core::parquet::ParquetWriterBuilder;
 use otlp2parquet_core::ports::{ObjectStore, Queue, ReceivedMessage};
 use otlp2parquet_core::stage::acknowledge;
 use otlp2parquet_core::telemetry::Telemetry;
@@ -24,7 +23,7 @@ use otlp2parquet_iceberg::catalog::{
     CATALOG_FILE, CATALOG_NAME, open_local_catalog, open_rest_catalog,
 };
 use otlp2parquet_iceberg::commit::{CommitConfig, commit};
-use otlp2parquet_local::{LocalFsStore, SqliteQueues};
+use otlp2parquet_local::{LocalFsStore, SqliteQueues, WalConfig, WalIngestor};
 use tokio::sync::watch;
 use tracing::{error, info};
 
@@ -43,6 +42,9 @@ pub const DATA_FILES_DLQ: &str = "data-files-dlq";
 /// Scratch directory inside the warehouse (compaction outputs being written,
 /// sort spills): on the same file system, so finished files are renamed into place.
 pub const SCRATCH_DIR: &str = ".scratch";
+/// The write-ahead log inside the warehouse: accepted requests not yet
+/// converted to raw Parquet files.
+pub const WAL_DIR: &str = ".wal";
 /// Receives of one message before it goes to the dead-letter queue.
 const MAX_RECEIVES: u32 = 5;
 /// Messages the flusher takes from a queue at a time. Locally there is no
@@ -223,20 +225,19 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     clean_scratch(&scratch);
 
     let telemetry = Arc::new(Telemetry::default());
-    let ingestor = GroupCommitter::spawn(
+    // Requests are durable once appended to the log; raw files are made from
+    // it in the background.
+    let wal = Arc::new(WalIngestor::open(
+        WalConfig {
+            max_backlog_bytes: args.wal_backlog_mib.saturating_mul(1024 * 1024),
+            ..WalConfig::new(warehouse.join(WAL_DIR), args.namespace.clone())
+        },
         store.clone(),
         raw_files.clone(),
-        args.namespace.clone(),
-        ParquetWriterBuilder::for_raw_files(),
-        GroupConfig {
-            max_delay: Duration::from_secs_f64(args.group_linger_ms.max(0.0) / 1000.0),
-            max_in_flight: args.group_writers.max(1),
-            ..GroupConfig::default()
-        },
         telemetry.clone(),
-    );
+    )?);
     let state = ReceiverState::new(
-        Arc::new(ingestor),
+        wal.clone(),
         ReceiverConfig {
             max_body_bytes: args.max_body_bytes,
             body_timeout: Duration::from_secs_f64(args.body_timeout_secs),
@@ -309,7 +310,9 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
             let _ = stop.wait_for(|s| *s).await;
         })
         .await?;
-    // Every acknowledged request is in the queue now: the flusher drains it all.
+    // Every acknowledged request is in the log: once it is converted and
+    // queued, the flusher drains it all.
+    wal.close().await;
     let _ = http_done_tx.send(true);
     match tokio::task::spawn_blocking(move || background.join()).await? {
         Ok(result) => result.context("running the flusher")?,

@@ -220,6 +220,7 @@ def start_and_wait_for_crash(wh, point, body, content_type):
 
 
 @pytest.mark.parametrize("point", [
+    "ingest-after-wal-append",
     "ingest-after-raw-write",
     "ingest-after-enqueue",
     "compact-mid-way",
@@ -248,8 +249,8 @@ def test_crash_at_every_stage_boundary(tmp_path, point):
             retry_status, _ = server.post("/v1/logs", body, "application/x-protobuf")
             assert retry_status == 200
         expected = 350
-        if point == "ingest-after-enqueue":
-            # The first attempt was queued before the crash although the client
+        if status != 200 and point in ("ingest-after-wal-append", "ingest-after-enqueue"):
+            # The first attempt was durable before the crash although the client
             # never heard so: its retry is a second, distinct delivery.
             expected = 600
         table = wait_for_rows(wh, "logs", expected)
@@ -259,7 +260,8 @@ def test_crash_at_every_stage_boundary(tmp_path, point):
         code, _, err = server.stop()
     assert code == 0, err
     assert table.num_rows == expected, point
-    if point.startswith(("compact", "commit")):
+    if point != "ingest-after-wal-append":
+        # The crash came after the client had its answer.
         assert status == 200
         # Redelivered messages did not add their files again.
         keys = list(zip(table.column("Timestamp").to_pylist(), table.column("Body").to_pylist()))

@@ -15,6 +15,7 @@ pub const CRASH_AT_ENV: &str = "OTLP2PARQUET_CRASH_AT";
 
 /// Every crash point, as named in `OTLP2PARQUET_CRASH_AT`.
 pub const CRASH_POINTS: &[&str] = &[
+    "ingest-after-wal-append",
     "ingest-after-raw-write",
     "ingest-after-enqueue",
     "compact-mid-way",

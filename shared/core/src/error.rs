@@ -92,6 +92,10 @@ pub enum Error {
     /// The queue failed.
     #[error(transparent)]
     Queue(#[from] crate::ports::QueueError),
+    /// The ingestor holds as much accepted but not yet converted data as it
+    /// may; the client should retry later.
+    #[error("{0}; retry later")]
+    Overloaded(String),
     /// The ingest group committer is not running (the process is shutting down).
     #[error("the ingest group committer has stopped")]
     Stopped,
@@ -126,7 +130,7 @@ impl Error {
     /// opposed to bad input or a bug that will fail the same way every time.
     pub fn retryable(&self) -> bool {
         match self {
-            Error::Io { .. } => true,
+            Error::Io { .. } | Error::Overloaded(_) => true,
             Error::ObjectStore(e) => e.retryable(),
             Error::Queue(e) => e.retryable(),
             Error::Iceberg(e) => e.retryable(),

@@ -16,7 +16,7 @@ use crate::messages::{RawFileWritten, RawFilesWritten};
 use crate::otlp::ExportRequest;
 use crate::parquet::ParquetWriterBuilder;
 use crate::partition::{partition_path, split_by_day};
-use crate::ports::{ObjectStore, Queue};
+use crate::ports::{ObjectStore, Queue, SendOptions};
 use crate::schema::TableDefinition;
 use crate::{Error, Table};
 
@@ -33,11 +33,17 @@ pub struct IngestOutcome {
 
 /// Where raw files of `table` go: `<namespace>/<table>/data/raw/<partition>/<uuid>.parquet`.
 pub fn raw_file_key(namespace: &str, table: Table, day: Option<i32>) -> String {
+    named_raw_file_key(namespace, table, day, &uuid::Uuid::now_v7().to_string())
+}
+
+/// [`raw_file_key`] with a name chosen by the caller, for writers that must
+/// name a file the same way when they write it again after a crash. `name`
+/// must be unique among the raw files of the warehouse.
+pub fn named_raw_file_key(namespace: &str, table: Table, day: Option<i32>, name: &str) -> String {
     format!(
-        "{namespace}/{}/data/raw/{}/{}.parquet",
+        "{namespace}/{}/data/raw/{}/{name}.parquet",
         table.name(),
         partition_path(table, day),
-        uuid::Uuid::now_v7()
     )
 }
 
@@ -88,15 +94,29 @@ pub async fn store_raw_files(
     store: &dyn ObjectStore,
     queue: &dyn Queue,
 ) -> Result<IngestOutcome, Error> {
-    let mut outcome = IngestOutcome {
-        rejections,
-        ..Default::default()
-    };
+    let named = files
+        .into_iter()
+        .map(|file| (raw_file_key(namespace, file.table, file.day), file))
+        .collect();
+    let mut outcome = announce_raw_files(named, &SendOptions::default(), store, queue).await?;
+    outcome.rejections = rejections;
+    Ok(outcome)
+}
+
+/// Stores each file at its key, then queues one [`RawFilesWritten`] message
+/// naming them all, sent with `options` (a deduplication id makes sending it
+/// again after a crash harmless).
+pub async fn announce_raw_files(
+    files: Vec<(String, EncodedRawFile)>,
+    options: &SendOptions,
+    store: &dyn ObjectStore,
+    queue: &dyn Queue,
+) -> Result<IngestOutcome, Error> {
+    let mut outcome = IngestOutcome::default();
     if files.is_empty() {
         return Ok(outcome);
     }
-    for file in files {
-        let key = raw_file_key(namespace, file.table, file.day);
+    for (key, file) in files {
         let size = file.bytes.len() as u64;
         store.put(&key, file.bytes.into()).await?;
         outcome.accepted += file.rows;
@@ -114,7 +134,7 @@ pub async fn store_raw_files(
     };
     // A plain struct of strings and numbers always serializes.
     let body = serde_json::to_vec(&message).unwrap_or_default();
-    queue.send(&body).await?;
+    queue.send_with(&body, options).await?;
     crate::crash::crash_point("ingest-after-enqueue");
     Ok(outcome)
 }

@@ -9,6 +9,8 @@
 
 pub mod fs_store;
 pub mod sqlite_queue;
+pub mod wal;
 
 pub use fs_store::LocalFsStore;
 pub use sqlite_queue::{SqliteQueue, SqliteQueues};
+pub use wal::{WalConfig, WalIngestor};
