@@ -1,7 +1,7 @@
 //! Cost of hostile requests: small bodies built to make conversion slow or big.
 //!
-//! Each request goes through what ingest does with it (decode, convert, encode
-//! Parquet) and the bench reports wall time and peak heap above the body
+//! Each request goes through what ingest does with it (the wire-level size
+//! check, decode, convert, encode Parquet) and the bench reports wall time and peak heap above the body
 //! (counting allocator), against the bounds the receiver promises:
 //!
 //! - one log record with 200,000 distinct attributes (about 4 MiB): answered in
@@ -20,7 +20,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Valu
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use otlp2parquet_core::Signal;
-use otlp2parquet_core::convert::{Limits, convert_with};
+use otlp2parquet_core::convert::{Limits, convert_with, refuse_before_decoding};
 use otlp2parquet_core::otlp::{self, Compression, DecodeLimits, ExportRequest, Format};
 use otlp2parquet_core::parquet::ParquetWriterBuilder;
 use otlp2parquet_core::schema::TableDefinition;
@@ -117,15 +117,18 @@ fn main() {
         let baseline = LIVE.load(Ordering::Relaxed);
         PEAK.store(baseline, Ordering::Relaxed);
         let start = Instant::now();
-        let decoded = otlp::decode(
-            Signal::Logs,
-            Format::Protobuf,
-            Compression::None,
-            &body,
-            DecodeLimits::default(),
-        )
-        .unwrap();
-        let outcome = match convert_with(decoded, &limits) {
+        // As the receiver does: the wire-level check, then decoding.
+        let converted = refuse_before_decoding(Signal::Logs, &body, &limits).and_then(|()| {
+            let decoded = otlp::decode(
+                Signal::Logs,
+                Format::Protobuf,
+                Compression::None,
+                &body,
+                DecodeLimits::default(),
+            )?;
+            convert_with(decoded, &limits)
+        });
+        let outcome = match converted {
             Ok(converted) => {
                 let mut files = Vec::new();
                 for (table, batch) in &converted.batches {

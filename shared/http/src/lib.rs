@@ -35,7 +35,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 use tokio::sync::Semaphore;
 
-use otlp2parquet_core::convert::{Limits, Rejections};
+use otlp2parquet_core::convert::{Limits, Rejections, refuse_before_decoding};
 use otlp2parquet_core::ingest::{Ingestor, day_parts};
 use otlp2parquet_core::otlp::{self, Compression, DecodeLimits, Format};
 use otlp2parquet_core::ports::Queue;
@@ -418,6 +418,11 @@ async fn export_inner(
         } else {
             None
         };
+        if format == Format::Protobuf {
+            // Refused from the wire bytes: decoding such a request first
+            // would take many times its size in memory.
+            refuse_before_decoding(signal, &plain, &conversion_limits)?;
+        }
         let request = otlp::decode_body(signal, format, &plain)?;
         drop(plain);
         drop(bytes);

@@ -12,6 +12,7 @@ mod logs;
 mod metrics;
 mod traces;
 pub mod values;
+mod wire;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub use limits::{
     DEFAULT_MAX_ATTRIBUTE_VALUES, DEFAULT_MAX_ATTRIBUTES, DEFAULT_MAX_CONVERTED_BYTES,
     DEFAULT_MAX_EXPANSION, EXPANSION_FLOOR_BYTES, Limits,
 };
+pub use wire::refuse_before_decoding;
 
 /// How many records a request had that could not be stored, and why.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
