@@ -172,12 +172,15 @@ pub fn day_parts(
 }
 
 /// What the OTLP/HTTP receiver hands a request's rows to: it returns once they
-/// are durable and announced (the number of rows written), or fails having
-/// announced nothing of them.
+/// are durable (the number of rows written), or fails having made nothing of
+/// them durable.
 ///
-/// `otlp2parquet serve` groups concurrent requests into shared files
-/// ([`crate::group::GroupCommitter`]); a Lambda, which serves one request at a
-/// time, writes each request's files directly ([`DirectIngestor`]).
+/// `otlp2parquet serve` appends them to a local write-ahead log that becomes
+/// raw files behind it (`otlp2parquet_local::WalIngestor`); a Lambda, which
+/// serves one request at a time, writes each request's files directly
+/// ([`DirectIngestor`]); a long-running server with no local disk of its own
+/// groups concurrent requests into shared files in the object store
+/// ([`crate::group::GroupCommitter`]).
 #[async_trait::async_trait]
 pub trait Ingestor: Send + Sync {
     /// Makes `parts` durable; see the trait docs.

@@ -13,7 +13,20 @@ use otlp2parquet_core::{Error, Table};
 use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
 use otlp2parquet_testkit::store::{Hook, HookedStore, Op, injected};
 
-use super::{DEAD_LETTER_DIR, SegmentId, WalConfig, WalIngestor, encode_record};
+use super::{
+    DEAD_LETTER_DIR, FREE_DIR, HEADER, SegmentId, WalConfig, WalIngestor, encode_record, stamp,
+};
+
+/// A segment's bytes as the writer would have written them.
+fn segment(seq: u64, records: Vec<Vec<u8>>) -> Vec<u8> {
+    records
+        .into_iter()
+        .flat_map(|mut record| {
+            stamp(&mut record, seq);
+            record
+        })
+        .collect()
+}
 
 fn parts(signal: Signal, records: usize, seed: u64) -> Vec<DayPart> {
     let request = Generator::new(GeneratorConfig {
@@ -41,6 +54,7 @@ fn setup() -> Setup {
     let mut config = WalConfig::new(dir.path().join("wal"), "otel");
     // One segment per test unless it says otherwise.
     config.segment_age = Duration::from_secs(60);
+    config.segment_bytes = 1024 * 1024;
     let queues = MemoryQueues::new();
     Setup {
         _dir: dir,
@@ -176,9 +190,14 @@ async fn a_segment_a_crash_left_is_drained_on_open_without_its_torn_tail() {
     let s = setup();
     let first = parts(Signal::Logs, 7, 1);
     let second = parts(Signal::Metrics, 5, 2);
-    let third = encode_record(&parts(Signal::Logs, 9, 3)).unwrap();
-    let mut bytes = encode_record(&first).unwrap();
-    bytes.extend(encode_record(&second).unwrap());
+    let third = segment(41, vec![encode_record(&parts(Signal::Logs, 9, 3)).unwrap()]);
+    let mut bytes = segment(
+        41,
+        vec![
+            encode_record(&first).unwrap(),
+            encode_record(&second).unwrap(),
+        ],
+    );
     // The crash came in the middle of the third append: never acknowledged.
     bytes.extend(&third[..third.len() / 2]);
     s.write_segment(41, &bytes);
@@ -193,7 +212,10 @@ async fn a_segment_a_crash_left_is_drained_on_open_without_its_torn_tail() {
 #[tokio::test(flavor = "multi_thread")]
 async fn draining_a_segment_again_rewrites_its_files_and_its_message_is_deduplicated() {
     let s = setup();
-    let bytes = encode_record(&parts(Signal::Traces, 6, 1)).unwrap();
+    let bytes = segment(
+        1,
+        vec![encode_record(&parts(Signal::Traces, 6, 1)).unwrap()],
+    );
     let path = s.write_segment(1, &bytes);
     s.open().close().await;
     let keys = s.store.list("otel/").await.unwrap();
@@ -216,9 +238,9 @@ async fn a_record_that_cannot_be_read_back_is_dead_lettered_and_the_rest_drained
         b"\x01\x00\x00\x00\x04logs\x00\x00\x00\x00\x00\x03\x00\x00\x00\x00\x00\x00\x00abc";
     let mut bad = (payload.len() as u32).to_le_bytes().to_vec();
     bad.extend(crc32fast::hash(payload).to_le_bytes());
+    bad.extend([0; HEADER - 8]);
     bad.extend(payload);
-    let mut bytes = bad;
-    bytes.extend(encode_record(&good).unwrap());
+    let bytes = segment(1, vec![bad, encode_record(&good).unwrap()]);
     s.write_segment(1, &bytes);
     s.open().close().await;
     let messages = s.messages().await;
@@ -231,6 +253,51 @@ async fn a_record_that_cannot_be_read_back_is_dead_lettered_and_the_rest_drained
     let record = dead.iter().find(|n| n.ends_with(".record-0")).unwrap();
     let kept = std::fs::read(s.config.dir.join(DEAD_LETTER_DIR).join(record)).unwrap();
     assert_eq!(kept, payload);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_recycled_segment_file_yields_only_its_new_records() {
+    let s = setup();
+    let old = segment(
+        1,
+        (0..3)
+            .map(|i| encode_record(&parts(Signal::Logs, 20, i)).unwrap())
+            .collect(),
+    );
+    s.write_segment(1, &old);
+    let wal = s.open();
+    // Drained and zero-filled into the free pool...
+    let free = s.config.dir.join(FREE_DIR);
+    let pooled = || std::fs::read_dir(&free).map_or(0, |d| d.count());
+    for _ in 0..200 {
+        if pooled() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(pooled(), 1);
+    assert_eq!(
+        std::fs::metadata(
+            std::fs::read_dir(&free)
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path()
+        )
+        .unwrap()
+        .len(),
+        s.config.segment_bytes
+    );
+    // ...then overwritten from its start by the next segment, whose one small
+    // record leaves the old ones after it.
+    let new = parts(Signal::Logs, 2, 9);
+    wal.ingest(new.clone()).await.unwrap();
+    assert_eq!(pooled(), 0, "the file was reused");
+    wal.close().await;
+    let expected = rows(&new);
+    let rows: Vec<u64> = s.messages().await.into_iter().map(|(_, r)| r).collect();
+    assert_eq!(rows, [60, expected]);
 }
 
 /// Fails every put, as a store that is down.
