@@ -28,6 +28,7 @@ pub struct Telemetry {
     committed_files: AtomicU64,
     committed_rows: AtomicU64,
     commit_failures: AtomicU64,
+    ingest_backlog_bytes: AtomicU64,
 }
 
 fn index(signal: Signal) -> usize {
@@ -50,6 +51,12 @@ impl Telemetry {
         self.raw_files_written
             .fetch_add(files as u64, Ordering::Relaxed);
         self.raw_bytes_written.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Sets how many bytes of acknowledged requests are not yet written as raw
+    /// files (what `serve`'s write-ahead log holds).
+    pub fn set_ingest_backlog_bytes(&self, bytes: u64) {
+        self.ingest_backlog_bytes.store(bytes, Ordering::Relaxed);
     }
 
     /// Bytes of raw files written so far (a flush starts early once enough wait).
@@ -184,7 +191,12 @@ impl Telemetry {
                 let _ = writeln!(out, "{name}{labels} {value}");
             }
         }
-        for (name, help, values) in gauges {
+        let backlog = (
+            "otlp2parquet_ingest_backlog_bytes",
+            "Bytes of acknowledged requests not yet written as raw files (the write-ahead log).",
+            single(&self.ingest_backlog_bytes),
+        );
+        for (name, help, values) in std::iter::once(&backlog).chain(gauges) {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
             for (labels, value) in values {
                 let _ = writeln!(out, "{name}{labels} {value}");

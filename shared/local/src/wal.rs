@@ -31,7 +31,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Cursor, Write};
+use std::io::{self, Cursor, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -167,8 +167,9 @@ impl WalIngestor {
         queue: Arc<dyn Queue>,
         telemetry: Arc<Telemetry>,
     ) -> Result<WalIngestor, Error> {
+        let dir = config.dir.clone();
         let io = |source| Error::Io {
-            path: config.dir.clone(),
+            path: dir.clone(),
             source,
         };
         fs::create_dir_all(&config.dir).map_err(io)?;
@@ -190,12 +191,14 @@ impl WalIngestor {
         let closing = Arc::new(AtomicBool::new(false));
         let (commands, commands_rx) = mpsc::channel();
         let config = Arc::new(config);
+        telemetry.set_ingest_backlog_bytes(backlog.load(Ordering::Relaxed));
         let writer = SegmentWriter {
             config: config.clone(),
             next_seq,
             open: None,
             sealed: sealed_tx,
             backlog: backlog.clone(),
+            telemetry: telemetry.clone(),
         };
         let drainer = Drainer {
             config: config.clone(),
@@ -205,18 +208,14 @@ impl WalIngestor {
             backlog: backlog.clone(),
             closing: closing.clone(),
         };
-        let spawn_error = |e| Error::Io {
-            path: config.dir.clone(),
-            source: e,
-        };
         let writer = std::thread::Builder::new()
             .name("wal-writer".into())
             .spawn(move || writer.run(commands_rx))
-            .map_err(spawn_error)?;
+            .map_err(io)?;
         let drainer = std::thread::Builder::new()
             .name("wal-drainer".into())
             .spawn(move || drainer.run(sealed_rx))
-            .map_err(spawn_error)?;
+            .map_err(io)?;
         Ok(WalIngestor {
             commands,
             backlog,
@@ -447,6 +446,7 @@ struct SegmentWriter {
     open: Option<OpenSegment>,
     sealed: mpsc::Sender<Sealed>,
     backlog: Arc<AtomicU64>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl SegmentWriter {
@@ -510,10 +510,12 @@ impl SegmentWriter {
     /// Writes `group` and syncs it, then answers each of its requests.
     fn append(&mut self, mut group: Vec<(Vec<u8>, Reply)>) {
         let bytes: usize = group.iter().map(|(record, _)| record.len()).sum();
-        let result = self.write_synced(&mut group);
+        let result = self.write_synced(&mut group, bytes as u64);
         match result {
             Ok(()) => {
-                self.backlog.fetch_add(bytes as u64, Ordering::Relaxed);
+                let backlog = self.backlog.fetch_add(bytes as u64, Ordering::Relaxed);
+                self.telemetry
+                    .set_ingest_backlog_bytes(backlog + bytes as u64);
                 crash_point("ingest-after-wal-append");
                 for (_, reply) in group {
                     let _ = reply.send(Ok(()));
@@ -536,7 +538,7 @@ impl SegmentWriter {
         }
     }
 
-    fn write_synced(&mut self, group: &mut [(Vec<u8>, Reply)]) -> io::Result<()> {
+    fn write_synced(&mut self, group: &mut [(Vec<u8>, Reply)], bytes: u64) -> io::Result<()> {
         let open = match self.open.take() {
             Some(open) => open,
             None => self.create()?,
@@ -547,10 +549,7 @@ impl SegmentWriter {
             open.file.write_all(record)?;
         }
         open.file.sync_data()?;
-        open.bytes += group
-            .iter()
-            .map(|(record, _)| record.len() as u64)
-            .sum::<u64>();
+        open.bytes += bytes;
         Ok(())
     }
 
@@ -644,7 +643,7 @@ impl Drainer {
                         if let Err(e) = self.dead_letter(&segment.path, None, &e.to_string()) {
                             tracing::error!(error = %e, "moving the segment failed; it stays for the next start");
                         }
-                        self.backlog.fetch_sub(segment.bytes, Ordering::Relaxed);
+                        self.release(segment.bytes);
                         break;
                     }
                 }
@@ -707,7 +706,7 @@ impl Drainer {
             outcome.files.iter().map(|f| f.bytes).sum(),
         );
         self.recycle(&segment.path).map_err(io)?;
-        self.backlog.fetch_sub(segment.bytes, Ordering::Relaxed);
+        self.release(segment.bytes);
         tracing::debug!(
             segment = %segment.path.display(),
             records = records.len(),
@@ -718,6 +717,13 @@ impl Drainer {
             "segment drained"
         );
         Ok(())
+    }
+
+    /// Takes a segment's bytes off the backlog.
+    fn release(&self, bytes: u64) {
+        let before = self.backlog.fetch_sub(bytes, Ordering::Relaxed);
+        self.telemetry
+            .set_ingest_backlog_bytes(before.saturating_sub(bytes));
     }
 
     /// Puts a drained segment into the free pool, zero-filled up to the
@@ -732,7 +738,6 @@ impl Drainer {
         let file = OpenOptions::new().write(true).open(segment)?;
         let len = file.metadata()?.len();
         if len < self.config.segment_bytes {
-            use std::io::{Seek, SeekFrom};
             let mut file = &file;
             file.seek(SeekFrom::Start(len))?;
             let zeros = vec![0u8; 1 << 20];

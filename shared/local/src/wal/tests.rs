@@ -70,13 +70,15 @@ impl Setup {
     }
 
     fn open_with(&self, store: Arc<dyn ObjectStore>) -> WalIngestor {
-        WalIngestor::open(
-            self.config.clone(),
-            store,
-            self.queue.clone(),
-            Arc::new(Telemetry::default()),
-        )
-        .unwrap()
+        self.open_reporting(store, Arc::new(Telemetry::default()))
+    }
+
+    fn open_reporting(
+        &self,
+        store: Arc<dyn ObjectStore>,
+        telemetry: Arc<Telemetry>,
+    ) -> WalIngestor {
+        WalIngestor::open(self.config.clone(), store, self.queue.clone(), telemetry).unwrap()
     }
 
     /// Every queued message, received once, with the rows of its files as the
@@ -132,7 +134,14 @@ impl Setup {
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_requests_become_one_file_per_table_and_day_and_one_message() {
     let s = setup();
-    let wal = Arc::new(s.open());
+    let telemetry = Arc::new(Telemetry::default());
+    let wal = Arc::new(s.open_reporting(s.store.clone(), telemetry.clone()));
+    let backlog = |t: &Telemetry| {
+        t.render(&[])
+            .lines()
+            .find_map(|l| l.strip_prefix("otlp2parquet_ingest_backlog_bytes "))
+            .map(|v| v.parse::<u64>().unwrap())
+    };
     let requests = [
         parts(Signal::Logs, 10, 1),
         parts(Signal::Logs, 20, 2),
@@ -150,8 +159,14 @@ async fn acknowledged_requests_become_one_file_per_table_and_day_and_one_message
     }
     assert_eq!(acknowledged, expected);
     assert!(wal.backlog_bytes() > 0);
+    assert_eq!(
+        backlog(&telemetry),
+        Some(wal.backlog_bytes()),
+        "reported at /metrics"
+    );
     wal.close().await;
     assert_eq!(wal.backlog_bytes(), 0);
+    assert_eq!(backlog(&telemetry), Some(0));
     let messages = s.messages().await;
     assert_eq!(messages.len(), 1, "one segment, one message");
     assert_eq!(messages[0].1, expected);
