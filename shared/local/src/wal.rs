@@ -308,12 +308,21 @@ fn existing_segments(dir: &Path) -> io::Result<Vec<Sealed>> {
 }
 
 // A record is `length: u32 LE, crc32 of the payload: u32 LE, the segment's
-// sequence number: u64 LE, payload`; the payload is `parts: u32 LE` and, for
-// each part, `table name length: u8, table name, has day: u8, day: i32 LE, IPC
-// length: u64 LE, an Arrow IPC stream of one batch`. One record per request,
-// so a torn write loses whole requests. The sequence number tells this
-// segment's records from those a recycled file still holds past them.
+// sequence number: u64 LE, payload`; the payload is `format: u8` (1: LZ4
+// block, uncompressed size prepended) and the compressed body: `parts: u32 LE`
+// and, for each part, `table name length: u8, table name, has day: u8, day:
+// i32 LE, IPC length: u64 LE, an Arrow IPC stream of one batch`. One record
+// per request, so a torn write loses whole requests. The sequence number tells
+// this segment's records from those a recycled file still holds past them.
+//
+// LZ4 because Arrow IPC of a request is about three times its protobuf (30 KB
+// for 19 spans): uncompressed, the log wrote 57 MB/s under load, and every
+// byte of it is on the path of an fdatasync.
 const HEADER: usize = 16;
+/// The payload format byte: an LZ4 block with its size prepended.
+const FORMAT_LZ4: u8 = 1;
+/// Largest uncompressed record accepted when reading a log back.
+const MAX_RECORD_BYTES: usize = 1 << 30;
 
 fn arrow_error(table: Table) -> impl Fn(arrow::error::ArrowError) -> Error {
     move |source| Error::Arrow {
@@ -324,24 +333,30 @@ fn arrow_error(table: Table) -> impl Fn(arrow::error::ArrowError) -> Error {
 
 /// One request's rows as a log record.
 fn encode_record(parts: &[DayPart]) -> Result<Vec<u8>, Error> {
-    let mut record = vec![0u8; HEADER];
-    record.extend((parts.len() as u32).to_le_bytes());
+    let mut body = Vec::new();
+    body.extend((parts.len() as u32).to_le_bytes());
     for (table, day, batch) in parts {
         let name = table.name().as_bytes();
-        record.push(name.len() as u8);
-        record.extend(name);
-        record.push(u8::from(day.is_some()));
-        record.extend(day.unwrap_or(0).to_le_bytes());
-        let length_at = record.len();
-        record.extend(0u64.to_le_bytes());
+        body.push(name.len() as u8);
+        body.extend(name);
+        body.push(u8::from(day.is_some()));
+        body.extend(day.unwrap_or(0).to_le_bytes());
+        let length_at = body.len();
+        body.extend(0u64.to_le_bytes());
         let mut ipc =
-            StreamWriter::try_new(&mut record, &batch.schema()).map_err(arrow_error(*table))?;
+            StreamWriter::try_new(&mut body, &batch.schema()).map_err(arrow_error(*table))?;
         ipc.write(batch).map_err(arrow_error(*table))?;
         ipc.finish().map_err(arrow_error(*table))?;
         drop(ipc);
-        let length = (record.len() - length_at - 8) as u64;
-        record[length_at..length_at + 8].copy_from_slice(&length.to_le_bytes());
+        let length = (body.len() - length_at - 8) as u64;
+        body[length_at..length_at + 8].copy_from_slice(&length.to_le_bytes());
     }
+    let compressed = lz4_flex::block::compress_prepend_size(&body);
+    drop(body);
+    let mut record = Vec::with_capacity(HEADER + 1 + compressed.len());
+    record.extend([0u8; HEADER]);
+    record.push(FORMAT_LZ4);
+    record.extend(compressed);
     let payload_len =
         u32::try_from(record.len() - HEADER).map_err(|_| Error::ConversionTooLarge {
             estimated: record.len() as u64,
@@ -404,7 +419,21 @@ fn array<const N: usize>(rest: &mut &[u8]) -> Result<[u8; N], String> {
 
 /// One record's rows; the error says what is wrong with it.
 fn decode_record(payload: &[u8]) -> Result<Vec<DayPart>, String> {
-    let mut rest = payload;
+    let body = match payload.split_first() {
+        Some((&FORMAT_LZ4, compressed)) => {
+            let size = compressed
+                .get(..4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                .ok_or("the record ends before its size")?;
+            if size > MAX_RECORD_BYTES {
+                return Err(format!("the record claims {size} bytes uncompressed"));
+            }
+            lz4_flex::block::decompress_size_prepended(compressed).map_err(|e| e.to_string())?
+        }
+        Some((format, _)) => return Err(format!("unknown record format {format}")),
+        None => return Err("an empty record".into()),
+    };
+    let mut rest = body.as_slice();
     let count = u32::from_le_bytes(array(&mut rest)?);
     let mut parts = Vec::new();
     for _ in 0..count {
