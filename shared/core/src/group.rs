@@ -18,21 +18,17 @@
 //! written again one by one, so that one bad request (or one file the store
 //! refuses) fails only the request it belongs to.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::RecordBatch;
-use arrow::compute::concat_batches;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::ingest::{DayPart, EncodedRawFile, IngestOutcome, Ingestor, store_raw_files};
+use crate::Error;
+use crate::ingest::{DayPart, IngestOutcome, Ingestor, encode_day_parts, store_raw_files};
 use crate::parquet::ParquetWriterBuilder;
 use crate::ports::{ObjectStore, Queue};
-use crate::schema::TableDefinition;
 use crate::telemetry::Telemetry;
-use crate::{Error, Table};
 
 /// Settings of the group committer.
 #[derive(Debug, Clone)]
@@ -210,38 +206,16 @@ async fn write_and_answer(group: Vec<Submission>, sink: &GroupSink) {
 }
 
 async fn write_group(parts: Vec<Vec<DayPart>>, sink: &GroupSink) -> Result<IngestOutcome, Error> {
-    let mut by_file: BTreeMap<(Table, Option<i32>), Vec<RecordBatch>> = BTreeMap::new();
-    for (table, day, batch) in parts.into_iter().flatten() {
-        by_file.entry((table, day)).or_default().push(batch);
-    }
     let writer = sink.writer.clone();
     let started = std::time::Instant::now();
-    // Concatenating and encoding is CPU work: off the async workers.
-    let files = tokio::task::spawn_blocking(move || -> Result<Vec<EncodedRawFile>, Error> {
-        by_file
-            .into_iter()
-            .map(|((table, day), batches)| {
-                let schema = TableDefinition::get(table).arrow_schema.clone();
-                let batch = concat_batches(&schema, &batches).map_err(|source| Error::Arrow {
-                    table: table.name(),
-                    source,
-                })?;
-                let rows = batch.num_rows() as u64;
-                let bytes = writer.write(schema, &[batch], Vec::new())?;
-                Ok(EncodedRawFile {
-                    table,
-                    day,
-                    rows,
-                    bytes,
-                })
-            })
-            .collect()
-    })
-    .await
-    .map_err(|e| Error::Io {
-        path: "group".into(),
-        source: std::io::Error::other(e.to_string()),
-    })??;
+    // Encoding is CPU work: off the async workers.
+    let files =
+        tokio::task::spawn_blocking(move || encode_day_parts(parts.into_iter().flatten(), &writer))
+            .await
+            .map_err(|e| Error::Io {
+                path: "group".into(),
+                source: std::io::Error::other(e.to_string()),
+            })??;
     let encoded = started.elapsed();
     let outcome = store_raw_files(
         files,

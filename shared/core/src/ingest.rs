@@ -7,6 +7,7 @@
 //! storing its third file fails, no message names the first two, they are orphans
 //! (never committed, removable by age), and the client's retry cannot double them.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -67,22 +68,35 @@ pub fn encode_raw_files(
     limits: &Limits,
     writer: &ParquetWriterBuilder,
 ) -> Result<(Vec<EncodedRawFile>, Rejections), Error> {
-    let converted = convert_with(request, limits)?;
-    let mut files = Vec::new();
-    for (table, batch) in converted.batches {
-        let schema = TableDefinition::get(table).arrow_schema.clone();
-        for (day, part) in split_by_day(table, &batch)? {
-            let rows = part.num_rows() as u64;
-            let bytes = writer.write(schema.clone(), &[part], Vec::new())?;
-            files.push(EncodedRawFile {
+    let (parts, rejections) = day_parts(request, limits)?;
+    Ok((encode_day_parts(parts, writer)?, rejections))
+}
+
+/// Encodes `parts` into one raw file per table and day: parts of the same
+/// table and day (from one request or several) share a file.
+pub fn encode_day_parts(
+    parts: impl IntoIterator<Item = DayPart>,
+    writer: &ParquetWriterBuilder,
+) -> Result<Vec<EncodedRawFile>, Error> {
+    let mut by_file: BTreeMap<(Table, Option<i32>), Vec<RecordBatch>> = BTreeMap::new();
+    for (table, day, batch) in parts {
+        by_file.entry((table, day)).or_default().push(batch);
+    }
+    by_file
+        .into_iter()
+        .map(|((table, day), batches)| {
+            let schema = TableDefinition::get(table).arrow_schema.clone();
+            let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+            // The writer buffers batches into row groups itself: no concatenation.
+            let bytes = writer.write(schema, &batches, Vec::new())?;
+            Ok(EncodedRawFile {
                 table,
                 day,
                 rows,
                 bytes,
-            });
-        }
-    }
-    Ok((files, converted.rejections))
+            })
+        })
+        .collect()
 }
 
 /// The I/O half of ingest: stores each file durably, then queues one
@@ -203,18 +217,7 @@ pub struct DirectIngestor {
 #[async_trait::async_trait]
 impl Ingestor for DirectIngestor {
     async fn ingest(&self, parts: Vec<DayPart>) -> Result<u64, Arc<Error>> {
-        let mut files = Vec::with_capacity(parts.len());
-        for (table, day, batch) in parts {
-            let schema = TableDefinition::get(table).arrow_schema.clone();
-            let rows = batch.num_rows() as u64;
-            let bytes = self.writer.write(schema, &[batch], Vec::new())?;
-            files.push(EncodedRawFile {
-                table,
-                day,
-                rows,
-                bytes,
-            });
-        }
+        let files = encode_day_parts(parts, &self.writer)?;
         let outcome = store_raw_files(
             files,
             Rejections::default(),

@@ -29,7 +29,6 @@
 //!   [`WalConfig::max_backlog_bytes`] requests are refused as overloaded (503
 //!   with Retry-After) until the drainer catches up.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Cursor, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -38,16 +37,14 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use arrow::array::RecordBatch;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use otlp2parquet_core::crash::crash_point;
 use otlp2parquet_core::ingest::{
-    DayPart, EncodedRawFile, Ingestor, announce_raw_files, named_raw_file_key,
+    DayPart, Ingestor, announce_raw_files, encode_day_parts, named_raw_file_key,
 };
 use otlp2parquet_core::parquet::ParquetWriterBuilder;
 use otlp2parquet_core::ports::{ObjectStore, Queue, SendOptions};
-use otlp2parquet_core::schema::TableDefinition;
 use otlp2parquet_core::telemetry::Telemetry;
 use otlp2parquet_core::{Error, Table};
 use tokio::sync::oneshot;
@@ -692,14 +689,10 @@ impl Drainer {
             tracing::info!(segment = %segment.path.display(), records = records.len(), unused_bytes = unused,
                 "converting a segment a previous run left");
         }
-        let mut by_file: BTreeMap<(Table, Option<i32>), Vec<RecordBatch>> = BTreeMap::new();
+        let mut parts = Vec::new();
         for (n, payload) in records.iter().enumerate() {
             match decode_record(payload) {
-                Ok(parts) => {
-                    for (table, day, batch) in parts {
-                        by_file.entry((table, day)).or_default().push(batch);
-                    }
-                }
+                Ok(record) => parts.extend(record),
                 Err(reason) => {
                     tracing::error!(segment = %segment.path.display(), record = n, %reason,
                         "a record cannot be read back; moved to {DEAD_LETTER_DIR}/");
@@ -709,22 +702,18 @@ impl Drainer {
             }
         }
         let started = Instant::now();
-        let mut files = Vec::with_capacity(by_file.len());
-        for ((table, day), batches) in by_file {
-            let schema = TableDefinition::get(table).arrow_schema.clone();
-            let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-            let bytes = self.config.writer.write(schema, &batches, Vec::new())?;
-            let key = named_raw_file_key(&self.config.namespace, table, day, &segment.name.id);
-            files.push((
-                key,
-                EncodedRawFile {
-                    table,
-                    day,
-                    rows,
-                    bytes,
-                },
-            ));
-        }
+        let files = encode_day_parts(parts, &self.config.writer)?
+            .into_iter()
+            .map(|file| {
+                let key = named_raw_file_key(
+                    &self.config.namespace,
+                    file.table,
+                    file.day,
+                    &segment.name.id,
+                );
+                (key, file)
+            })
+            .collect();
         let encoded = started.elapsed();
         let options =
             SendOptions::default().with_deduplication_id(format!("wal-{}", segment.name.id));
