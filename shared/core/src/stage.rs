@@ -102,3 +102,121 @@ pub async fn acknowledge(
     }
     counts
 }
+
+/// Settles a batch the way an SQS-triggered Lambda must: moves the poison
+/// messages to the dead-letter queue of `queue` (they then count as handled)
+/// and returns the ids of the messages to report as failed in the
+/// `SqsBatchResponse`, which SQS makes visible again.
+///
+/// In a FIFO queue a failed message holds back its group: every later message
+/// of the same group is reported too, as Lambda requires, or SQS would delete
+/// them and break the group's order. Messages without a group (a standard
+/// queue) fail alone. A poison message that cannot be moved is reported as
+/// failed: it reaches the dead-letter queue after its last receive.
+pub async fn settle_lambda_batch(
+    queue: &dyn Queue,
+    messages: &[ReceivedMessage],
+    outcomes: &[Outcome],
+) -> Vec<String> {
+    let mut failed = Vec::new();
+    let mut held_groups = std::collections::BTreeSet::new();
+    for (message, outcome) in messages.iter().zip(outcomes) {
+        let held = message
+            .group_id
+            .as_ref()
+            .is_some_and(|group| held_groups.contains(group));
+        let fails = held
+            || match outcome {
+                Outcome::Done => false,
+                Outcome::Retry(reason) => {
+                    warn!(queue = queue.name(), message = %message.id, receive_count = message.receive_count, %reason, "message will be retried");
+                    true
+                }
+                Outcome::Poison(reason) => {
+                    warn!(queue = queue.name(), message = %message.id, %reason, "message moved to the dead-letter queue");
+                    match queue.dead_letter(message, reason).await {
+                        Ok(true) => false,
+                        Ok(false) => true,
+                        Err(e) => {
+                            warn!(queue = queue.name(), message = %message.id, error = %e, "could not move a poison message to the dead-letter queue; it gets there after its last receive");
+                            true
+                        }
+                    }
+                }
+            };
+        if fails {
+            if let Some(group) = &message.group_id {
+                held_groups.insert(group.clone());
+            }
+            failed.push(message.id.clone());
+        }
+    }
+    failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::{MemoryQueues, SendOptions};
+
+    #[tokio::test]
+    async fn a_failed_fifo_message_holds_back_the_rest_of_its_group_only() {
+        let queues = MemoryQueues::new();
+        let queue = queues.queue("commit.fifo", "commit-dlq.fifo", 5);
+        for (body, group) in [
+            ("a1", "a"),
+            ("b1", "b"),
+            ("a2", "a"),
+            ("b2", "b"),
+            ("c1", "c"),
+        ] {
+            queue
+                .send_with(
+                    body.as_bytes(),
+                    &SendOptions::default().with_group_id(group),
+                )
+                .await
+                .unwrap();
+        }
+        let messages = queue.receive(10, Duration::from_secs(30)).await.unwrap();
+        let bodies: Vec<_> = messages.iter().map(|m| m.body.clone()).collect();
+        assert_eq!(
+            bodies,
+            [b"a1", b"b1", b"a2", b"b2", b"c1"].map(|b| b.to_vec())
+        );
+        let outcomes = [
+            Outcome::Retry("conflict".into()),
+            Outcome::Done,
+            Outcome::Done,
+            Outcome::Poison("unreadable".into()),
+            Outcome::Done,
+        ];
+        let failed = settle_lambda_batch(&queue, &messages, &outcomes).await;
+        // a1 failed, so a2 is held back with it; b2 went to the dead-letter
+        // queue and counts as handled; b1 and c1 are done.
+        assert_eq!(failed, [messages[0].id.clone(), messages[2].id.clone()]);
+        let dead = queues.dead_letter_queue("commit-dlq.fifo");
+        let dead = dead.receive(10, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].body, b"b2");
+        assert_eq!(
+            dead[0]
+                .attributes
+                .get(crate::ports::FAILURE_REASON_ATTRIBUTE),
+            Some(&"unreadable".to_string())
+        );
+    }
+
+    #[tokio::test]
+    async fn without_groups_each_message_fails_alone() {
+        let queues = MemoryQueues::new();
+        let queue = queues.queue("raw", "raw-dlq", 5);
+        for body in ["1", "2", "3"] {
+            queue.send(body.as_bytes()).await.unwrap();
+        }
+        let messages = queue.receive(10, Duration::from_secs(30)).await.unwrap();
+        let outcomes = [Outcome::Done, Outcome::Retry("later".into()), Outcome::Done];
+        let failed = settle_lambda_batch(&queue, &messages, &outcomes).await;
+        assert_eq!(failed, [messages[1].id.clone()]);
+    }
+}

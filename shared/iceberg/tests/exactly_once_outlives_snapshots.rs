@@ -115,6 +115,7 @@ impl Fixture {
             body: serde_json::to_vec(&ready).unwrap(),
             receive_count: 1,
             attributes: BTreeMap::new(),
+            group_id: Some("otel.logs".into()),
         }
     }
 

@@ -302,6 +302,9 @@ impl Queue for SqliteQueue {
                             .get::<Option<String>, _>("attributes")
                             .and_then(|a| serde_json::from_str(&a).ok())
                             .unwrap_or_default(),
+                        // One process receives everything in order: groups
+                        // matter to SQS FIFO consumers only.
+                        group_id: None,
                     },
                 )
             })

@@ -107,6 +107,7 @@ struct Stored {
     visible_at: Instant,
     receipt: Option<String>,
     attributes: BTreeMap<String, String>,
+    group_id: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -227,6 +228,7 @@ impl Queue for MemoryQueue {
                 visible_at: Instant::now(),
                 receipt: None,
                 attributes: options.attributes.clone(),
+                group_id: options.group_id.clone(),
             });
         if let Some(dedup) = &options.deduplication_id {
             queues
@@ -275,6 +277,7 @@ impl Queue for MemoryQueue {
                 body: message.body.clone(),
                 receive_count: message.receive_count,
                 attributes: message.attributes.clone(),
+                group_id: message.group_id.clone(),
             });
         }
         Ok(out)

@@ -23,6 +23,10 @@ pub struct ReceivedMessage {
     pub body: Vec<u8>,
     /// How many times the message has been received, this time included.
     pub receive_count: u32,
+    /// The FIFO message group it was sent in, if the queue keeps groups
+    /// (SQS FIFO queues do): a Lambda reporting a failed FIFO message must also
+    /// report every later message of the same group.
+    pub group_id: Option<String>,
     /// Attributes of the message (SQS message attributes): for a message in a
     /// dead-letter queue, [`FAILURE_REASON_ATTRIBUTE`] says why it is there.
     pub attributes: BTreeMap<String, String>,
