@@ -50,6 +50,20 @@ fi
 step "cargo build (the otlp2parquet binary the reader tests run)"
 cargo build --workspace --locked
 
+step "moto server (S3, SQS and S3 Tables emulator, from .venv) for the AWS tests"
+# One server for the whole run; tests keep apart by naming their own buckets
+# and queues. A test run alone starts a server of its own.
+moto_port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"${TMPDIR:-/tmp}/otlp2parquet-moto-$moto_port.log" 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 300); do
+  curl -sf -o /dev/null "http://127.0.0.1:$moto_port/moto-api/" && break
+  kill -0 "$moto_pid" 2>/dev/null || { echo "moto_server exited; see its log" >&2; exit 1; }
+  sleep 0.1
+done
+export OTLP2PARQUET_TEST_MOTO_URL="http://127.0.0.1:$moto_port"
+
 step "Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast

@@ -5,6 +5,7 @@
 //! - [`alloc`] is a global allocator that counts live and peak heap, for the
 //!   memory benchmarks.
 //! - [`store`] wraps an object store with a hook, for fault-injection tests.
+//! - [`moto`] starts (or finds) the S3/SQS/S3 Tables emulator.
 //! - [`scan`] reads a table back with the `iceberg` crate's own scan.
 //!
 //! Depending on this crate also turns on the core crate's `json-encoder`
@@ -13,5 +14,6 @@
 
 pub mod alloc;
 pub mod generate;
+pub mod moto;
 pub mod scan;
 pub mod store;

@@ -1,0 +1,89 @@
+//! AWS implementations of the pipeline's ports: [`S3Store`] (an
+//! [`ObjectStore`](otlp2parquet_core::ports::ObjectStore) in a general-purpose
+//! bucket or a table bucket's location) and [`SqsQueue`] (a
+//! [`Queue`](otlp2parquet_core::ports::Queue), standard or FIFO).
+//!
+//! Clients are built once from the SDK's own configuration chain
+//! ([`load_sdk_config`]): credentials, region and endpoints come from the
+//! standard `AWS_*` variables, including `AWS_ENDPOINT_URL` and the
+//! service-specific `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL_SQS`, so the same
+//! code runs against AWS, MinIO, LocalStack or moto.
+
+mod s3;
+mod sqs;
+
+pub use s3::S3Store;
+pub use sqs::SqsQueue;
+
+/// The SDK configuration from the environment (the default provider chain).
+pub async fn load_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+/// An S3 client for `config`. Path-style addressing (`endpoint/bucket/key`)
+/// when the S3 endpoint is overridden (`AWS_ENDPOINT_URL`,
+/// `AWS_ENDPOINT_URL_S3`, or in `config`): MinIO, LocalStack and moto serve
+/// buckets there, while virtual-hosted names (`bucket.127.0.0.1`) resolve
+/// nowhere. `AWS_S3_FORCE_PATH_STYLE=true|false` decides otherwise.
+pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let overridden = config.endpoint_url().is_some()
+        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
+    let path_style = match std::env::var("AWS_S3_FORCE_PATH_STYLE").as_deref() {
+        Ok("true") => true,
+        Ok("false") => false,
+        _ => overridden,
+    };
+    let s3 = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(path_style)
+        .build();
+    aws_sdk_s3::Client::from_conf(s3)
+}
+
+/// An SQS client for `config`.
+pub fn sqs_client(config: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(config)
+}
+
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+
+/// What an AWS error says: its HTTP status, error code and a message that
+/// carries the whole cause chain.
+struct ErrorReport {
+    status: Option<u16>,
+    code: Option<String>,
+    message: String,
+}
+
+impl ErrorReport {
+    // S3 and SQS share the SDK's error types (smithy's `SdkError`,
+    // `ProvideErrorMetadata`, HTTP response), so one report serves both.
+    fn of<E>(err: &SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        ErrorReport {
+            status: err.raw_response().map(|r| r.status().as_u16()),
+            code: err.code().map(str::to_string),
+            message: aws_sdk_s3::error::DisplayErrorContext(err).to_string(),
+        }
+    }
+
+    /// Whether the service asked us to slow down.
+    fn throttled(&self) -> bool {
+        matches!(self.status, Some(429 | 503))
+            || self.code.as_deref().is_some_and(|code| {
+                matches!(
+                    code,
+                    "SlowDown"
+                        | "Throttling"
+                        | "ThrottlingException"
+                        | "RequestThrottled"
+                        | "RequestLimitExceeded"
+                        | "TooManyRequestsException"
+                )
+            })
+    }
+}

@@ -1,0 +1,94 @@
+//! A real S3, SQS and S3 Tables emulator for tests: moto's server (PyPI
+//! `moto[server]`, installed into the project's `.venv` by `scripts/test.sh`).
+//!
+//! `scripts/test.sh` starts one server for the whole run and exports its
+//! address as `OTLP2PARQUET_TEST_MOTO_URL`; tests then share it and keep apart
+//! by naming their own buckets and queues ([`unique_name`]). Run alone (`cargo
+//! test` with the virtualenv in place), a test starts a server of its own.
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running moto server, stopped on drop if this test started it.
+pub struct Moto {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    child: Option<Child>,
+}
+
+impl Moto {
+    /// The shared server, or a new one.
+    ///
+    /// # Panics
+    /// When there is no shared server and `moto_server` cannot be found or
+    /// does not come up: the message says how to get it.
+    pub fn start() -> Moto {
+        if let Ok(endpoint) = std::env::var("OTLP2PARQUET_TEST_MOTO_URL") {
+            return Moto {
+                endpoint,
+                child: None,
+            };
+        }
+        let binary = std::env::var("OTLP2PARQUET_MOTO_SERVER").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/moto_server").to_string()
+        });
+        assert!(
+            std::path::Path::new(&binary).exists(),
+            "moto_server not found at {binary}: run scripts/test.sh once (it installs \
+             tests/requirements.txt into .venv), or set OTLP2PARQUET_MOTO_SERVER or \
+             OTLP2PARQUET_TEST_MOTO_URL"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {binary}: {e}"));
+        let moto = Moto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not listen on {port} within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        moto
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A name no other test uses: `prefix` and a random suffix, lower case,
+/// valid for S3 buckets and SQS queues.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// An AWS SDK configuration for the emulator at `endpoint`: fixed test
+/// credentials, `us-east-1`.
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
+        .load()
+        .await
+}
