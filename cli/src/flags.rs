@@ -213,7 +213,7 @@ pub struct ServeArgs {
     )]
     pub compaction_memory_mib: usize,
     /// Largest request body accepted, in bytes.
-    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    #[arg(long, default_value_t = 16 * 1024 * 1024, env = "OTLP2PARQUET_MAX_BODY_BYTES")]
     pub max_body_bytes: usize,
     /// Seconds a request body may take to arrive; slower ones get 408 (so slow
     /// or stalled clients cannot hold connections and memory indefinitely).

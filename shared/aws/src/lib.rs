@@ -9,6 +9,7 @@
 //! service-specific `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL_SQS`, so the same
 //! code runs against AWS, MinIO, LocalStack or moto.
 
+pub mod config;
 mod s3;
 mod sqs;
 
@@ -26,11 +27,12 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
 /// when the S3 endpoint is overridden (`AWS_ENDPOINT_URL`,
 /// `AWS_ENDPOINT_URL_S3`, or in `config`): MinIO, LocalStack and moto serve
 /// buckets there, while virtual-hosted names (`bucket.127.0.0.1`) resolve
-/// nowhere. `AWS_S3_FORCE_PATH_STYLE=true|false` decides otherwise.
+/// nowhere. `OTLP2PARQUET_S3_PATH_STYLE=true|false` decides otherwise (the SDK
+/// has no variable of its own for it).
 pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     let overridden = config.endpoint_url().is_some()
         || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
-    let path_style = match std::env::var("AWS_S3_FORCE_PATH_STYLE").as_deref() {
+    let path_style = match std::env::var("OTLP2PARQUET_S3_PATH_STYLE").as_deref() {
         Ok("true") => true,
         Ok("false") => false,
         _ => overridden,

@@ -59,6 +59,9 @@ pub struct ReceiverConfig {
     pub body_timeout: Duration,
     /// Caps on attributes and on the converted size of one request.
     pub limits: Limits,
+    /// Said after the limit in a 413's message: what the client should do
+    /// (a Lambda behind API Gateway: lower the batch size).
+    pub too_large_advice: Option<String>,
 }
 
 impl Default for ReceiverConfig {
@@ -69,6 +72,7 @@ impl Default for ReceiverConfig {
             max_in_flight_bytes: 256 * 1024 * 1024,
             body_timeout: Duration::from_secs(30),
             limits: Limits::default(),
+            too_large_advice: None,
         }
     }
 }
@@ -291,6 +295,15 @@ fn decode_error_status(err: &Error) -> StatusCode {
     }
 }
 
+/// The configured advice for a too-large request, as the end of a sentence.
+fn advice(config: &ReceiverConfig) -> String {
+    config
+        .too_large_advice
+        .as_ref()
+        .map(|advice| format!("; {advice}"))
+        .unwrap_or_default()
+}
+
 async fn export(
     signal: Signal,
     State(state): State<ReceiverState>,
@@ -339,8 +352,9 @@ async fn export_inner(
             StatusCode::PAYLOAD_TOO_LARGE,
             Some(format),
             format!(
-                "request body is larger than the limit of {} bytes",
-                config.max_body_bytes
+                "request body is larger than the limit of {} bytes{}",
+                config.max_body_bytes,
+                advice(config)
             ),
         );
     }
@@ -385,7 +399,16 @@ async fn export_inner(
             } else {
                 StatusCode::BAD_REQUEST
             };
-            return status(code, Some(format), format!("reading the request body: {e}"));
+            let advice = if too_large {
+                advice(config)
+            } else {
+                String::new()
+            };
+            return status(
+                code,
+                Some(format),
+                format!("reading the request body: {e}{advice}"),
+            );
         }
         Ok(Ok(bytes)) => bytes,
     };

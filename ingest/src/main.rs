@@ -1,0 +1,36 @@
+//! The ingest Lambda: sets up logging, reads its settings, builds its AWS
+//! clients once per cold start and serves the OTLP/HTTP router
+//! ([`handler::router`]) to API Gateway and function URL events.
+//!
+//! A missing or invalid variable ends the process before the runtime loop
+//! starts: Lambda reports it as an init error carrying the message.
+
+mod handler;
+
+use handler::IngestSettings;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        // CloudWatch adds its own timestamps and does not render colours.
+        .without_time()
+        .with_ansi(false)
+        .init();
+    let settings = IngestSettings::from_variables(&otlp2parquet_aws::config::environment())
+        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let sdk = otlp2parquet_aws::load_sdk_config().await;
+    let router = handler::router(
+        &settings,
+        otlp2parquet_aws::s3_client(&sdk),
+        otlp2parquet_aws::sqs_client(&sdk),
+    );
+    lambda_http::run(tower::ServiceExt::map_request(
+        router,
+        handler::without_path_prefix::<lambda_http::Body>,
+    ))
+    .await
+}

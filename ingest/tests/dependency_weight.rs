@@ -1,0 +1,26 @@
+//! The ingest function links decoding, conversion, Parquet writing, the
+//! HTTP router and the S3/SQS clients — no DataFusion, no SQLite, no Iceberg
+//! catalog — so it stays small and starts fast.
+
+use otlp2parquet_testkit::dependencies::{forbidden, normal_dependencies};
+
+#[test]
+fn the_ingest_function_links_no_datafusion_sqlite_or_catalog() {
+    let crates = normal_dependencies(
+        "otlp2parquet-ingest-lambda",
+        env!("CARGO_MANIFEST_DIR"),
+        "aws-sdk-s3",
+    );
+    let found = forbidden(
+        &crates,
+        &[
+            "datafusion",
+            "sqlx",
+            "libsqlite3-sys",
+            "iceberg-catalog-",
+            "otlp2parquet-compact",
+            "otlp2parquet-iceberg",
+        ],
+    );
+    assert!(found.is_empty(), "the ingest function links {found:?}");
+}
