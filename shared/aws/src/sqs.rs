@@ -348,7 +348,12 @@ impl Queue for SqsQueue {
         // sentence, but an error chain can be long.
         let reason: String = reason.chars().take(4096).collect();
         attributes.insert(FAILURE_REASON_ATTRIBUTE.to_string(), reason);
-        let body = std::str::from_utf8(&message.body).unwrap_or_default();
+        // A message received from SQS is text; anything else cannot be moved
+        // without changing it, so it stays here until its last receive.
+        let body = std::str::from_utf8(&message.body).map_err(|e| QueueError::Backend {
+            queue: self.name.clone(),
+            message: format!("message {} is not text: {e}", message.id),
+        })?;
         let mut send = self
             .client
             .send_message()
