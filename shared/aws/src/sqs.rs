@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
 use tokio::sync::OnceCell;
 
@@ -86,6 +88,28 @@ impl SqsQueue {
             QueueError::Backend {
                 queue: self.name.clone(),
                 message: report.message,
+            }
+        }
+    }
+
+    /// The answer to a call made with a receipt handle: whether it took
+    /// effect, false when the receipt is stale.
+    fn by_receipt<T, E>(
+        &self,
+        result: Result<T, SdkError<E, HttpResponse>>,
+    ) -> Result<bool, QueueError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let report = ErrorReport::of(&e);
+                if stale_receipt(&report) {
+                    Ok(false)
+                } else {
+                    Err(self.error(report))
+                }
             }
         }
     }
@@ -298,17 +322,7 @@ impl Queue for SqsQueue {
             .receipt_handle(receipt)
             .send()
             .await;
-        match deleted {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let report = ErrorReport::of(&e);
-                if stale_receipt(&report) {
-                    Ok(false)
-                } else {
-                    Err(self.error(report))
-                }
-            }
-        }
+        self.by_receipt(deleted)
     }
 
     async fn change_visibility(
@@ -324,17 +338,7 @@ impl Queue for SqsQueue {
             .visibility_timeout(visibility.as_secs().min(43_200) as i32)
             .send()
             .await;
-        match changed {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let report = ErrorReport::of(&e);
-                if stale_receipt(&report) {
-                    Ok(false)
-                } else {
-                    Err(self.error(report))
-                }
-            }
-        }
+        self.by_receipt(changed)
     }
 
     async fn dead_letter(
