@@ -246,9 +246,13 @@ pub enum CatalogKind {
 
 #[derive(Debug, Args)]
 pub struct DlqArgs {
-    /// `show` lists the messages; `replay` moves them back to be committed again.
-    #[arg(value_enum)]
+    #[command(subcommand)]
     pub action: DlqAction,
+}
+
+/// The embedded pipeline's warehouse, for `dlq show` and `dlq replay`.
+#[derive(Debug, Args)]
+pub struct DlqWarehouse {
     /// Warehouse directory of the embedded pipeline (holds queues.db).
     #[arg(
         long,
@@ -258,12 +262,51 @@ pub struct DlqArgs {
     pub warehouse: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Subcommand)]
 pub enum DlqAction {
-    /// Print the dead-lettered messages.
-    Show,
-    /// Move every dead-lettered message back to its queue.
-    Replay,
+    /// Print the embedded pipeline's dead-lettered messages.
+    Show(DlqWarehouse),
+    /// Count, age, tables and failure reasons of the messages in an SQS
+    /// dead-letter queue; the messages stay where they are.
+    ///
+    /// AWS credentials, region and endpoint come from the SDK's standard
+    /// variables (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, ...).
+    Inspect {
+        /// The dead-letter queue's URL.
+        queue_url: String,
+        /// Look at no more than this many messages.
+        #[arg(long, default_value_t = 1000)]
+        max: usize,
+        /// Print each message's body too.
+        #[arg(long)]
+        bodies: bool,
+    },
+    /// Move dead-lettered messages back to be processed again, once the
+    /// cause is fixed.
+    ///
+    /// Without --from/--to: every message of the embedded pipeline's
+    /// dead-letter queues (in --warehouse). With them: the messages of the SQS
+    /// queue --from are sent to --to (keeping FIFO message groups, with
+    /// deduplication ids of their own), each deleted from --from only after it
+    /// was sent. A crash in between leaves a duplicate, which the stages
+    /// absorb; nothing is lost.
+    Replay {
+        #[command(flatten)]
+        warehouse: DlqWarehouse,
+        /// The SQS dead-letter queue to replay (URL).
+        #[arg(long, requires = "to")]
+        from: Option<String>,
+        /// The SQS queue to send the messages to (URL): the queue whose
+        /// redrive policy names --from.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// Move at most this many messages.
+        #[arg(long, requires = "from")]
+        max: Option<usize>,
+        /// Count what would be moved and move nothing.
+        #[arg(long, requires = "from")]
+        dry_run: bool,
+    },
 }
 
 /// The embedded catalog a reading command looks at.

@@ -368,15 +368,12 @@ impl Flusher {
     async fn flush(&self, how_far: Drain) {
         let commit_queue = self.catalog.as_ref().map(|_| self.data_files.as_ref());
         // The warehouse directory holds both the data and the stages' records.
-        let stores = Stores {
-            data: self.store.as_ref(),
-            state: self.store.as_ref(),
-        };
+        let stores = Stores::single(self.store.clone());
         loop {
             let Some(messages) = receive(self.raw_files.as_ref(), COMPACT_VISIBILITY).await else {
                 break;
             };
-            let report = compact(&messages, commit_queue, stores, &self.compact).await;
+            let report = compact(&messages, commit_queue, &stores, &self.compact).await;
             let acked = acknowledge(
                 self.raw_files.as_ref(),
                 &messages,

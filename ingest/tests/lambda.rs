@@ -3,14 +3,14 @@
 //! gzip bodies, the OTLP answers, 400 and 413, and init errors.
 
 use std::io::Write;
-use std::process::Stdio;
-use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use otlp2parquet_core::Signal;
 use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
-use otlp2parquet_testkit::lambda_runtime_api::{Invocation, RuntimeApi};
+use otlp2parquet_testkit::lambda_runtime_api::{
+    FunctionProcess, Invocation, RuntimeApi, lambda_environment,
+};
 use otlp2parquet_testkit::moto::{Moto, sdk_config, unique_name};
 use prost::Message;
 use serde_json::{Value, json};
@@ -54,40 +54,24 @@ impl Deployment {
     }
 
     /// The function's environment, as the stack would set it.
-    fn environment(&self, api: &RuntimeApi) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_LAMBDA_RUNTIME_API", api.address.clone()),
-            ("AWS_LAMBDA_FUNCTION_NAME", "otlp2parquet-ingest".into()),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024".into()),
-            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
-            ("AWS_LAMBDA_LOG_STREAM_NAME", "stream".into()),
-            (
-                "AWS_LAMBDA_LOG_GROUP_NAME",
-                "/aws/lambda/otlp2parquet-ingest".into(),
-            ),
-            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("OTLP2PARQUET_CATALOG", "none".into()),
-            ("OTLP2PARQUET_S3_BUCKET", self.bucket.clone()),
-            ("OTLP2PARQUET_S3_PREFIX", "lake".into()),
-            ("OTLP2PARQUET_COMPACTION_QUEUE_URL", self.queue_url.clone()),
-            ("OTLP2PARQUET_MAX_BODY_BYTES", MAX_BODY_BYTES.to_string()),
-        ]
+    fn environment(&self, api: &RuntimeApi) -> Vec<(String, String)> {
+        let mut environment = lambda_environment(api, "otlp2parquet-ingest");
+        environment.extend(
+            [
+                ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+                ("OTLP2PARQUET_CATALOG", "none".into()),
+                ("OTLP2PARQUET_S3_BUCKET", self.bucket.clone()),
+                ("OTLP2PARQUET_S3_PREFIX", "lake".into()),
+                ("OTLP2PARQUET_COMPACTION_QUEUE_URL", self.queue_url.clone()),
+                ("OTLP2PARQUET_MAX_BODY_BYTES", MAX_BODY_BYTES.to_string()),
+            ]
+            .map(|(k, v)| (k.to_string(), v)),
+        );
+        environment
     }
 
-    fn start(&self, environment: Vec<(&'static str, String)>) -> Function {
-        Function(
-            std::process::Command::new(env!("CARGO_BIN_EXE_otlp2parquet-ingest"))
-                .env_clear()
-                .env("PATH", std::env::var("PATH").unwrap_or_default())
-                .envs(environment)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        )
+    fn start(&self, environment: Vec<(String, String)>) -> FunctionProcess {
+        FunctionProcess::start(env!("CARGO_BIN_EXE_otlp2parquet-ingest"), environment)
     }
 
     async fn raw_files(&self) -> Vec<String> {
@@ -120,36 +104,6 @@ impl Deployment {
             .iter()
             .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
             .collect()
-    }
-}
-
-/// The function's process, killed when the test ends.
-struct Function(std::process::Child);
-
-impl Function {
-    /// Waits (up to 30 s) for the process to exit; its status and stderr.
-    async fn exit(mut self) -> (std::process::ExitStatus, String) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the function did not exit"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(&mut self.0.stderr.take().unwrap(), &mut stderr).unwrap();
-        (status, stderr)
-    }
-}
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -356,7 +310,10 @@ async fn a_missing_or_invalid_variable_fails_the_init_and_names_it() {
         let environment = deployment
             .environment(&api)
             .into_iter()
-            .map(|(name, v)| (name, if name == broken { value.to_string() } else { v }))
+            .map(|(name, v)| {
+                let v = if name == broken { value.to_string() } else { v };
+                (name, v)
+            })
             .collect();
         let (status, stderr) = deployment.start(environment).exit().await;
         assert!(!status.success());

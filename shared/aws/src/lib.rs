@@ -10,6 +10,7 @@
 //! code runs against AWS, MinIO, LocalStack or moto.
 
 pub mod config;
+pub mod lambda;
 mod s3;
 mod sqs;
 

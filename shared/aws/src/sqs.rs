@@ -1,7 +1,7 @@
 //! [`SqsQueue`]: an Amazon SQS queue, standard or FIFO.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
@@ -281,6 +281,7 @@ impl Queue for SqsQueue {
             .wait_time_seconds(self.wait.as_secs() as i32)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
             .message_attribute_names("All")
             .send()
             .await
@@ -301,6 +302,9 @@ impl Queue for SqsQueue {
                         .and_then(|count| count.parse().ok())
                         .unwrap_or(1),
                     group_id: system(MessageSystemAttributeName::MessageGroupId),
+                    sent_at: system(MessageSystemAttributeName::SentTimestamp)
+                        .and_then(|millis| millis.parse().ok())
+                        .map(|millis| UNIX_EPOCH + Duration::from_millis(millis)),
                     attributes: message
                         .message_attributes()
                         .into_iter()

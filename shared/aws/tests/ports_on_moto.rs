@@ -9,7 +9,7 @@ use otlp2parquet_core::ports::{
     FAILURE_REASON_ATTRIBUTE, ObjectStore, ObjectStoreError, Queue, QueueError, SendOptions,
     parquet_metadata,
 };
-use otlp2parquet_testkit::moto::{Moto, sdk_config, unique_name};
+use otlp2parquet_testkit::moto::{Moto, queue_with_dead_letter_queue, sdk_config, unique_name};
 
 async fn bucket(moto: &Moto) -> (aws_sdk_s3::Client, String) {
     let client = s3_client(&sdk_config(&moto.endpoint).await);
@@ -21,47 +21,7 @@ async fn bucket(moto: &Moto) -> (aws_sdk_s3::Client, String) {
 /// A queue with a dead-letter queue after `max_receives` receives.
 async fn queue_pair(moto: &Moto, fifo: bool, max_receives: u32) -> (SqsQueue, SqsQueue) {
     let client = sqs_client(&sdk_config(&moto.endpoint).await);
-    let suffix = if fifo { ".fifo" } else { "" };
-    let create = |name: String| {
-        let client = client.clone();
-        async move {
-            let mut request = client.create_queue().queue_name(name);
-            if fifo {
-                request =
-                    request.attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true");
-            }
-            request
-                .send()
-                .await
-                .unwrap()
-                .queue_url()
-                .unwrap()
-                .to_string()
-        }
-    };
-    let dead_letter_url = create(format!("{}{suffix}", unique_name("dlq"))).await;
-    let dead_letter_arn = client
-        .get_queue_attributes()
-        .queue_url(&dead_letter_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes()
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    let url = create(format!("{}{suffix}", unique_name("queue"))).await;
-    client
-        .set_queue_attributes()
-        .queue_url(&url)
-        .attributes(
-            aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
-            serde_json::json!({"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": max_receives.to_string()})
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let (url, dead_letter_url) = queue_with_dead_letter_queue(&client, fifo, max_receives).await;
     (
         SqsQueue::new(client.clone(), url),
         SqsQueue::new(client, dead_letter_url),

@@ -122,7 +122,7 @@ async fn run() {
         .parse()
         .unwrap();
     let warehouse = dir.path().join("wh");
-    let store = LocalFsStore::new(&warehouse);
+    let store = std::sync::Arc::new(LocalFsStore::new(&warehouse));
     let queues = SqliteQueues::open(&dir.path().join("q.db")).await.unwrap();
     let raw = queues.queue("raw", "raw-dlq", 5);
     let data = queues.queue("data", "data-dlq", 5);
@@ -161,11 +161,8 @@ async fn run() {
         .receive(files, std::time::Duration::from_secs(600))
         .await
         .unwrap();
-    let stores = Stores {
-        data: &store,
-        state: &store,
-    };
-    let outcome = compact(&messages, Some(&data), stores, &config).await;
+    let stores = Stores::single(store.clone());
+    let outcome = compact(&messages, Some(&data), &stores, &config).await;
     let elapsed = start.elapsed().as_secs_f64();
     let peak_heap = PEAK.load(Ordering::Relaxed) - baseline;
     assert!(outcome.outcomes.iter().all(|o| o.is_done()), "{outcome:?}");

@@ -71,6 +71,9 @@ use uuid::Uuid;
 
 pub use otlp2parquet_core::crash::crash_point;
 
+mod datafusion_store;
+use datafusion_store::DataFusionStore;
+
 /// Errors of the compaction stage.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -206,13 +209,24 @@ impl CompactConfig {
     }
 }
 
-/// Where compaction reads and writes.
-#[derive(Clone, Copy)]
-pub struct Stores<'a> {
+/// Where compaction reads and writes. Shared (`Arc`): DataFusion reads the
+/// raw files through `data` from tasks of its own.
+#[derive(Clone)]
+pub struct Stores {
     /// Raw files and compacted outputs (the warehouse, or a table bucket).
-    pub data: &'a dyn ObjectStore,
+    pub data: Arc<dyn ObjectStore>,
     /// Plans, claims and results: needs conditional writes, listing and deletes.
-    pub state: &'a dyn ObjectStore,
+    pub state: Arc<dyn ObjectStore>,
+}
+
+impl Stores {
+    /// One store for both, as `serve`'s warehouse directory is.
+    pub fn single(store: Arc<dyn ObjectStore>) -> Self {
+        Stores {
+            data: store.clone(),
+            state: store,
+        }
+    }
 }
 
 /// What one batch did: an outcome per message, and counts for logs and metrics.
@@ -272,7 +286,7 @@ enum RawState {
     Missing,
 }
 
-async fn raw_state(stores: Stores<'_>, raw_key: &str) -> Result<RawState, ObjectStoreError> {
+async fn raw_state(stores: &Stores, raw_key: &str) -> Result<RawState, ObjectStoreError> {
     match stores.state.get(&claim_key(raw_key)).await {
         Ok(owner) => Ok(RawState::Claimed(
             String::from_utf8_lossy(&owner).into_owned(),
@@ -334,14 +348,14 @@ impl Progress {
 pub async fn compact(
     messages: &[ReceivedMessage],
     commit_queue: Option<&dyn Queue>,
-    stores: Stores<'_>,
+    stores: &Stores,
     config: &CompactConfig,
 ) -> CompactReport {
     let mut report = CompactReport::default();
     let mut progress: Vec<Progress> = messages.iter().map(|_| Progress::default()).collect();
     let mut free: BTreeMap<(Table, Option<i32>), Vec<Waiting>> = BTreeMap::new();
     for (index, message) in messages.iter().enumerate() {
-        let body = match message_body(stores.state, message).await {
+        let body = match message_body(stores.state.as_ref(), message).await {
             Ok(body) => body,
             Err(e @ BodyError::Missing { .. }) => {
                 progress[index].poison(e.to_string());
@@ -435,7 +449,7 @@ pub async fn compact(
 /// Writes the plan for `inputs` and claims each of them; returns, per input, the
 /// id of the plan that holds it (this one, or another that claimed it first).
 async fn plan_and_claim(
-    stores: Stores<'_>,
+    stores: &Stores,
     config: &CompactConfig,
     table: Table,
     day: Option<i32>,
@@ -488,14 +502,14 @@ struct PlanDone {
 
 /// Finishes the plan `id`, whatever step an earlier or concurrent attempt is at.
 async fn run_plan(
-    stores: Stores<'_>,
+    stores: &Stores,
     commit_queue: Option<&dyn Queue>,
     config: &CompactConfig,
     table: Table,
     id: &str,
 ) -> Result<PlanDone, Error> {
     let key = plan_key(&config.namespace, table, id);
-    let plan: CompactionPlan = get_json(stores.state, &key)
+    let plan: CompactionPlan = get_json(stores.state.as_ref(), &key)
         .await?
         .ok_or_else(|| Error::Core(ObjectStoreError::NotFound { key: key.clone() }.into()))?;
     // The inputs this plan really holds: a claim lost to another plan is that
@@ -510,7 +524,7 @@ async fn run_plan(
     }
 
     let done = done_key(&config.namespace, table, id);
-    let result = match get_json::<CompactionResult>(stores.state, &done).await? {
+    let result = match get_json::<CompactionResult>(stores.state.as_ref(), &done).await? {
         Some(result) => {
             // Inputs are deleted only after the result was sent: with all of
             // them gone, this plan finished and there is nothing left to do.
@@ -539,7 +553,7 @@ async fn run_plan(
         let options = SendOptions::default()
             .with_group_id(table.name())
             .with_deduplication_id(id);
-        send_message(queue, stores.state, &to_vec(&ready), options)
+        send_message(queue, stores.state.as_ref(), &to_vec(&ready), options)
             .await
             .map_err(|source| Error::Send {
                 source: Box::new(source),
@@ -564,7 +578,7 @@ async fn run_plan(
 /// One attempt at a plan: registers itself, merges, and races for the result.
 /// Returns the result, its own or that of an attempt that finished first.
 async fn attempt(
-    stores: Stores<'_>,
+    stores: &Stores,
     config: &CompactConfig,
     table: Table,
     id: &str,
@@ -590,12 +604,12 @@ async fn attempt(
         attempt: &attempt,
     };
     let mut written = Vec::new();
-    let merged = merge(stores.data, &target, inputs, &mut written).await;
+    let merged = merge(&stores.data, &target, inputs, &mut written).await;
     let ready = match merged {
         Ok(ready) => ready,
         Err(e) => {
             // Leave nothing half done behind (plain-Parquet readers would see it).
-            remove_keys(stores.data, &written).await;
+            remove_keys(stores.data.as_ref(), &written).await;
             return Err(e);
         }
     };
@@ -610,7 +624,7 @@ async fn attempt(
     {
         Ok(won) => won,
         Err(e) => {
-            remove_keys(stores.data, &written).await;
+            remove_keys(stores.data.as_ref(), &written).await;
             return Err(e.into());
         }
     };
@@ -619,8 +633,8 @@ async fn attempt(
         Ok(result)
     } else {
         // Another attempt finished first; its files are the ones announced.
-        remove_keys(stores.data, &written).await;
-        get_json(stores.state, done).await?.ok_or_else(|| {
+        remove_keys(stores.data.as_ref(), &written).await;
+        get_json(stores.state.as_ref(), done).await?.ok_or_else(|| {
             Error::Core(
                 ObjectStoreError::NotFound {
                     key: done.to_string(),
@@ -643,7 +657,7 @@ async fn remove_keys(store: &dyn ObjectStore, keys: &[String]) {
 /// while such an attempt still runs: it then loses the race for the result and
 /// removes whatever it wrote after this.
 async fn remove_other_attempts(
-    stores: Stores<'_>,
+    stores: &Stores,
     config: &CompactConfig,
     table: Table,
     id: &str,
@@ -713,7 +727,7 @@ fn to_json(table: Table, file: DataFile) -> Result<String, Error> {
 /// The key of every file stored is pushed to `written` as soon as it exists, so
 /// that a caller can remove them when the attempt fails or loses.
 async fn merge(
-    store: &dyn ObjectStore,
+    store: &Arc<dyn ObjectStore>,
     target: &Output<'_>,
     inputs: &[String],
     written: &mut Vec<String>,
@@ -730,8 +744,7 @@ async fn merge(
     }
     std::fs::create_dir_all(&config.scratch_dir).map_err(|e| io_error(&config.scratch_dir, e))?;
 
-    let uris: Vec<String> = inputs.iter().map(|k| store.uri(k)).collect();
-    let mut stream = sorted_stream(config, table, uris).await?;
+    let mut stream = sorted_stream(config, table, store, inputs).await?;
     let schema = TableDefinition::get(table).arrow_schema.clone();
     let mut writer = RollingWriter::new(config, schema.clone());
     let mut crashed_mid_way = false;
@@ -741,7 +754,7 @@ async fn merge(
         let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
             .map_err(|e| arrow_error(table, e))?;
         for finished in writer.write(&batch)? {
-            store_output(store, target, finished, &mut ready, written).await?;
+            store_output(store.as_ref(), target, finished, &mut ready, written).await?;
             if !crashed_mid_way {
                 crashed_mid_way = true;
                 crash_point("compact-mid-way");
@@ -749,7 +762,7 @@ async fn merge(
         }
     }
     if let Some(finished) = writer.finish()? {
-        store_output(store, target, finished, &mut ready, written).await?;
+        store_output(store.as_ref(), target, finished, &mut ready, written).await?;
     }
     crash_point("compact-mid-way");
     debug!(%table, compaction = target.id, files = written.len(), "merged");
@@ -777,11 +790,13 @@ async fn store_output(
     Ok(())
 }
 
-/// The rows of `uris`, sorted by the table's sort order, as a stream.
+/// The rows of the raw files `inputs` in `store`, sorted by the table's sort
+/// order, as a stream.
 async fn sorted_stream(
     config: &CompactConfig,
     table: Table,
-    uris: Vec<String>,
+    store: &Arc<dyn ObjectStore>,
+    inputs: &[String],
 ) -> Result<datafusion::physical_plan::SendableRecordBatchStream, Error> {
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(FairSpillPool::new(config.memory_limit_bytes)))
@@ -798,6 +813,14 @@ async fn sorted_stream(
         // a plan that has nothing to prune: each file is read whole anyway.
         .with_collect_statistics(false);
     let ctx = SessionContext::new_with_config_rt(session, runtime);
+    ctx.register_object_store(
+        &datafusion_store::store_url(),
+        Arc::new(DataFusionStore::new(store.clone())),
+    );
+    let uris: Vec<String> = inputs
+        .iter()
+        .map(|key| datafusion_store::data_url(key))
+        .collect();
     let schema = TableDefinition::get(table).arrow_schema.clone();
     let frame = ctx
         .read_parquet(uris, ParquetReadOptions::default().schema(schema.as_ref()))

@@ -202,11 +202,8 @@ impl Pipeline {
             .receive(self.batch, Duration::from_secs(600))
             .await
             .unwrap();
-        let stores = Stores {
-            data: self.store.as_ref(),
-            state: self.store.as_ref(),
-        };
-        let report = compact(&messages, Some(&self.data), stores, &self.compact).await;
+        let stores = Stores::single(self.store.clone());
+        let report = compact(&messages, Some(&self.data), &stores, &self.compact).await;
         let acked = acknowledge(&self.raw, &messages, &report.outcomes, Duration::ZERO).await;
         Compacted {
             received: messages.len(),
@@ -624,27 +621,27 @@ async fn overlapping_compactions(paused: usize) {
     assert_eq!((first.len(), second.len()), (4, 5));
     let batches = [first, second];
 
-    let gated = HookedStore::new(
+    let gated = Arc::new(HookedStore::new(
         p.store.clone(),
         Gate {
             armed: true.into(),
             reached: Default::default(),
             release: Default::default(),
         },
-    );
+    ));
     let run = |index: usize| {
-        let data: &dyn ObjectStore = if index == paused {
-            &gated
+        let data: Arc<dyn ObjectStore> = if index == paused {
+            gated.clone()
         } else {
-            p.store.as_ref()
+            p.store.clone()
         };
         let stores = Stores {
             data,
-            state: p.store.as_ref(),
+            state: p.store.clone(),
         };
         let messages = &batches[index];
         let (compact_config, data_queue) = (&p.compact, &p.data);
-        async move { compact(messages, Some(data_queue), stores, compact_config).await }
+        async move { compact(messages, Some(data_queue), &stores, compact_config).await }
     };
     let paused_run = run(paused);
     let other_run = async {

@@ -29,6 +29,7 @@
 pub mod convert;
 pub mod crash;
 pub mod datafile;
+pub mod dead_letters;
 mod error;
 pub mod group;
 pub mod ingest;

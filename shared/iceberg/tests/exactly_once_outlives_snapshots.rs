@@ -116,6 +116,7 @@ impl Fixture {
             receive_count: 1,
             attributes: BTreeMap::new(),
             group_id: Some("otel.logs".into()),
+            sent_at: None,
         }
     }
 

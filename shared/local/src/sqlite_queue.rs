@@ -305,6 +305,7 @@ impl Queue for SqliteQueue {
                         // One process receives everything in order: groups
                         // matter to SQS FIFO consumers only.
                         group_id: None,
+                        sent_at: None,
                     },
                 )
             })

@@ -181,3 +181,76 @@ async fn init_error(State(state): State<Arc<ApiState>>, body: Bytes) -> StatusCo
     state.shared.changed.notify_waiters();
     StatusCode::ACCEPTED
 }
+
+/// The variables Lambda sets for a function named `name` whose runtime asks
+/// `api` for events, with moto's fixed test credentials; a test adds the
+/// function's own (`AWS_ENDPOINT_URL`, `OTLP2PARQUET_*`).
+pub fn lambda_environment(api: &RuntimeApi, name: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_LAMBDA_RUNTIME_API", api.address.as_str()),
+        ("AWS_LAMBDA_FUNCTION_NAME", name),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "stream"),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", &format!("/aws/lambda/{name}")),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// A function's process, killed when dropped.
+pub struct FunctionProcess(std::process::Child);
+
+impl FunctionProcess {
+    /// Starts `binary` with exactly `environment` (and `PATH`), its standard
+    /// error captured for [`FunctionProcess::exit`].
+    ///
+    /// # Panics
+    /// When the binary cannot be started.
+    pub fn start(binary: &str, environment: Vec<(String, String)>) -> FunctionProcess {
+        let child = std::process::Command::new(binary)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(environment)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {binary}: {e}"));
+        FunctionProcess(child)
+    }
+
+    /// Waits (up to 30 s) for the process to exit; its status and standard
+    /// error.
+    ///
+    /// # Panics
+    /// When it does not exit in time.
+    pub async fn exit(mut self) -> (std::process::ExitStatus, String) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.0.try_wait().expect("the function's status") {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the function did not exit"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.0.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+        }
+        (status, stderr)
+    }
+}
+
+impl Drop for FunctionProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -92,3 +92,54 @@ pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
         .load()
         .await
 }
+
+/// Creates a queue (FIFO when `fifo`) whose redrive policy moves a message to
+/// a dead-letter queue of its own after `max_receives` receives, as every
+/// queue of a deployment has; returns the two URLs.
+pub async fn queue_with_dead_letter_queue(
+    client: &aws_sdk_sqs::Client,
+    fifo: bool,
+    max_receives: u32,
+) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let suffix = if fifo { ".fifo" } else { "" };
+    let create = |name: String| {
+        let mut request = client.create_queue().queue_name(name);
+        if fifo {
+            request = request.attributes(QueueAttributeName::FifoQueue, "true");
+        }
+        async move {
+            request
+                .send()
+                .await
+                .expect("creating a queue on moto")
+                .queue_url()
+                .expect("a queue URL")
+                .to_string()
+        }
+    };
+    let dead_letter_url = create(format!("{}{suffix}", unique_name("dlq"))).await;
+    let dead_letter_arn = client
+        .get_queue_attributes()
+        .queue_url(&dead_letter_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("the dead-letter queue's attributes")
+        .attributes()
+        .and_then(|attributes| attributes.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("the dead-letter queue's ARN");
+    let url = create(format!("{}{suffix}", unique_name("queue"))).await;
+    let policy = serde_json::json!({
+        "deadLetterTargetArn": dead_letter_arn,
+        "maxReceiveCount": max_receives.to_string(),
+    });
+    client
+        .set_queue_attributes()
+        .queue_url(&url)
+        .attributes(QueueAttributeName::RedrivePolicy, policy.to_string())
+        .send()
+        .await
+        .expect("setting the redrive policy");
+    (url, dead_letter_url)
+}

@@ -278,6 +278,7 @@ impl Queue for MemoryQueue {
                 receive_count: message.receive_count,
                 attributes: message.attributes.clone(),
                 group_id: message.group_id.clone(),
+                sent_at: None,
             });
         }
         Ok(out)

@@ -30,6 +30,9 @@ pub struct ReceivedMessage {
     /// Attributes of the message (SQS message attributes): for a message in a
     /// dead-letter queue, [`FAILURE_REASON_ATTRIBUTE`] says why it is there.
     pub attributes: BTreeMap<String, String>,
+    /// When the message was first sent, if the queue records it (SQS's
+    /// `SentTimestamp`): `otlp2parquet dlq inspect` shows ages.
+    pub sent_at: Option<std::time::SystemTime>,
 }
 
 /// The attribute a stage that gave up on a message records its reason in.

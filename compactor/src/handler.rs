@@ -1,0 +1,230 @@
+//! The compactor function: its settings and the handler of one SQS batch.
+//!
+//! The handler maps the event onto the compaction stage
+//! (`otlp2parquet_compact::compact`) and its outcomes onto the batch response:
+//! a message that failed is reported alone (a standard queue keeps no order),
+//! and a poison one is moved to the dead-letter queue with its reason, so that
+//! `otlp2parquet dlq inspect` can say why it is there.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use otlp2parquet_aws::config::{CatalogKind, ConfigError, PlainWarehouse, Variables};
+use otlp2parquet_aws::lambda::{batch_response, received_messages};
+use otlp2parquet_aws::{S3Store, SqsQueue};
+use otlp2parquet_compact::{CompactConfig, Stores, clean_scratch, compact};
+use otlp2parquet_core::stage::settle_lambda_batch;
+use tracing::info;
+
+/// Where sort spills and outputs being written go unless
+/// `OTLP2PARQUET_SCRATCH_DIR` says otherwise: Lambda's only writable disk.
+const DEFAULT_SCRATCH_DIR: &str = "/tmp/otlp2parquet-compaction";
+
+/// What the compactor function reads from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactorSettings {
+    /// Where raw files are read and compacted files written.
+    pub warehouse: PlainWarehouse,
+    /// Bucket and prefix of plans, claims and results.
+    pub state: (String, String),
+    /// The namespace tables are laid out under.
+    pub namespace: String,
+    /// The queue the function is fed by: poison messages go to its
+    /// dead-letter queue.
+    pub compaction_queue_url: String,
+    /// Size at which a compacted file is closed.
+    pub target_file_bytes: u64,
+    /// Memory DataFusion may sort in before spilling to disk.
+    pub memory_limit_bytes: usize,
+    /// Local scratch directory.
+    pub scratch_dir: PathBuf,
+}
+
+impl CompactorSettings {
+    /// Reads and checks the variables (see the README's configuration table).
+    pub fn from_variables<F: Fn(&str) -> Option<String>>(
+        variables: &Variables<F>,
+    ) -> Result<Self, ConfigError> {
+        let catalog = variables.catalog()?;
+        if catalog != CatalogKind::None {
+            // Iceberg modes put compacted files into each table's own
+            // location and announce them to the committer: not built yet.
+            return Err(ConfigError::new(
+                "OTLP2PARQUET_CATALOG",
+                format!(
+                    "{catalog}: the compactor function runs plain mode only for now; set it to \
+                     none (with OTLP2PARQUET_S3_BUCKET), or run `otlp2parquet serve` for Iceberg tables"
+                ),
+            ));
+        }
+        let warehouse = PlainWarehouse::from_variables(variables)?;
+        let state = match variables.optional("OTLP2PARQUET_STATE_URI") {
+            // Plain mode's bucket is a general-purpose one: the records can
+            // live beside the data, outside every table's `data/`.
+            None => (warehouse.bucket.clone(), warehouse.prefix.clone()),
+            Some(_) => variables.s3_uri(
+                "OTLP2PARQUET_STATE_URI",
+                "the general-purpose bucket (and prefix) for the stages' records, s3://bucket/prefix",
+            )?,
+        };
+        let target_file_mib = variables.number("OTLP2PARQUET_TARGET_FILE_MIB", 128)?;
+        // Half the function's memory by default: the rest holds the runtime,
+        // the writer's row group and the clients.
+        let function_mib = variables
+            .number("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 512)
+            .unwrap_or(512);
+        let memory_mib = variables.number(
+            "OTLP2PARQUET_COMPACTION_MEMORY_MIB",
+            (function_mib / 2).max(64),
+        )?;
+        for (name, value) in [
+            ("OTLP2PARQUET_TARGET_FILE_MIB", target_file_mib),
+            ("OTLP2PARQUET_COMPACTION_MEMORY_MIB", memory_mib),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(name, "0 MiB; it should be at least 1"));
+            }
+        }
+        Ok(CompactorSettings {
+            warehouse,
+            state,
+            namespace: variables.namespace()?,
+            compaction_queue_url: variables.queue_url("OTLP2PARQUET_COMPACTION_QUEUE_URL")?,
+            target_file_bytes: (target_file_mib as u64) << 20,
+            memory_limit_bytes: memory_mib << 20,
+            scratch_dir: variables
+                .optional("OTLP2PARQUET_SCRATCH_DIR")
+                .unwrap_or_else(|| DEFAULT_SCRATCH_DIR.to_string())
+                .into(),
+        })
+    }
+}
+
+/// The compactor, with the clients built once per cold start.
+pub struct Compactor {
+    stores: Stores,
+    queue: SqsQueue,
+    config: CompactConfig,
+}
+
+impl Compactor {
+    /// The compactor of `settings` over the clients.
+    pub fn new(
+        settings: &CompactorSettings,
+        s3: aws_sdk_s3::Client,
+        sqs: aws_sdk_sqs::Client,
+    ) -> Self {
+        let data = S3Store::new(
+            s3.clone(),
+            &settings.warehouse.bucket,
+            &settings.warehouse.prefix,
+        );
+        let state = S3Store::new(s3, &settings.state.0, &settings.state.1);
+        let mut config = CompactConfig::new(&settings.scratch_dir);
+        config.namespace = settings.namespace.clone();
+        config.target_file_bytes = settings.target_file_bytes;
+        config.memory_limit_bytes = settings.memory_limit_bytes;
+        Compactor {
+            stores: Stores {
+                data: Arc::new(data),
+                state: Arc::new(state),
+            },
+            queue: SqsQueue::new(sqs, &settings.compaction_queue_url),
+            config,
+        }
+    }
+
+    /// Compacts the files the event's messages name; the response reports the
+    /// messages to hand back.
+    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let messages = received_messages(&event);
+        // One invocation at a time per execution environment: whatever is in
+        // the scratch directory was left by one that died (a timeout).
+        clean_scratch(&self.config.scratch_dir);
+        // Plain mode: the compacted files are the product, nothing to commit.
+        let report = compact(&messages, None, &self.stores, &self.config).await;
+        let failed = settle_lambda_batch(&self.queue, &messages, &report.outcomes).await;
+        info!(
+            messages = messages.len(),
+            failed = failed.len(),
+            compactions = report.compactions,
+            inputs = report.inputs,
+            outputs = report.outputs,
+            rows = report.rows,
+            "batch compacted"
+        );
+        batch_response(failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn variables(pairs: &[(&str, &str)]) -> Variables<impl Fn(&str) -> Option<String>> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Variables::from_fn(move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    const QUEUE: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/compaction";
+
+    #[test]
+    fn defaults_follow_the_function_memory_and_the_warehouse() {
+        let settings = CompactorSettings::from_variables(&variables(&[
+            ("OTLP2PARQUET_CATALOG", "none"),
+            ("OTLP2PARQUET_S3_BUCKET", "telemetry"),
+            ("OTLP2PARQUET_S3_PREFIX", "lake"),
+            ("OTLP2PARQUET_COMPACTION_QUEUE_URL", QUEUE),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.state, ("telemetry".into(), "lake".into()));
+        assert_eq!(settings.memory_limit_bytes, 1024 << 20);
+        assert_eq!(settings.target_file_bytes, 128 << 20);
+        assert_eq!(settings.scratch_dir, PathBuf::from(DEFAULT_SCRATCH_DIR));
+        assert_eq!(settings.namespace, "otel");
+
+        let settings = CompactorSettings::from_variables(&variables(&[
+            ("OTLP2PARQUET_CATALOG", "none"),
+            ("OTLP2PARQUET_S3_BUCKET", "telemetry"),
+            ("OTLP2PARQUET_COMPACTION_QUEUE_URL", QUEUE),
+            ("OTLP2PARQUET_STATE_URI", "s3://state/pipeline"),
+            ("OTLP2PARQUET_COMPACTION_MEMORY_MIB", "300"),
+            ("OTLP2PARQUET_TARGET_FILE_MIB", "64"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.state, ("state".into(), "pipeline".into()));
+        assert_eq!(settings.memory_limit_bytes, 300 << 20);
+        assert_eq!(settings.target_file_bytes, 64 << 20);
+    }
+
+    #[test]
+    fn wrong_variables_are_named() {
+        for (broken, value) in [
+            ("OTLP2PARQUET_COMPACTION_QUEUE_URL", ""),
+            ("OTLP2PARQUET_STATE_URI", "state-bucket"),
+            ("OTLP2PARQUET_COMPACTION_MEMORY_MIB", "a lot"),
+            ("OTLP2PARQUET_TARGET_FILE_MIB", "0"),
+            ("OTLP2PARQUET_CATALOG", "s3tables"),
+        ] {
+            let mut pairs = vec![
+                ("OTLP2PARQUET_CATALOG", "none"),
+                ("OTLP2PARQUET_S3_BUCKET", "telemetry"),
+                ("OTLP2PARQUET_COMPACTION_QUEUE_URL", QUEUE),
+            ];
+            pairs.retain(|(name, _)| *name != broken);
+            pairs.push((broken, value));
+            let err = CompactorSettings::from_variables(&variables(&pairs)).unwrap_err();
+            assert_eq!(err.variable, broken, "{err}");
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! The compactor Lambda: sets up logging, reads its settings, builds its AWS
+//! clients once per cold start and hands each SQS batch to
+//! [`handler::Compactor`].
+//!
+//! A missing or invalid variable ends the process before the runtime loop
+//! starts: Lambda reports it as an init error carrying the message.
+
+mod handler;
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use handler::{Compactor, CompactorSettings};
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        // CloudWatch adds its own timestamps and does not render colours.
+        .without_time()
+        .with_ansi(false)
+        .init();
+    let settings = CompactorSettings::from_variables(&otlp2parquet_aws::config::environment())
+        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let sdk = otlp2parquet_aws::load_sdk_config().await;
+    let compactor = Arc::new(Compactor::new(
+        &settings,
+        otlp2parquet_aws::s3_client(&sdk),
+        otlp2parquet_aws::sqs_client(&sdk),
+    ));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let compactor = compactor.clone();
+        async move { Ok::<_, lambda_runtime::Error>(compactor.handle(event.payload).await) }
+    }))
+    .await
+}
