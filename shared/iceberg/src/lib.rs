@@ -11,5 +11,6 @@
 pub mod catalog;
 pub mod commit;
 mod error;
+pub mod storage;
 
 pub use error::Error;
