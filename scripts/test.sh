@@ -52,9 +52,10 @@ cargo build --workspace --locked
 
 step "moto server (S3, SQS and S3 Tables emulator, from .venv) for the AWS tests"
 # One server for the whole run; tests keep apart by naming their own buckets
-# and queues. A test run alone starts a server of its own.
+# and queues. A test run alone starts a server of its own. Started through the
+# launcher that fixes two S3 Tables replies the Rust SDK refuses.
 moto_port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"${TMPDIR:-/tmp}/otlp2parquet-moto-$moto_port.log" 2>&1 &
+"$venv/bin/python" shared/testkit/moto_server.py -H 127.0.0.1 -p "$moto_port" >"${TMPDIR:-/tmp}/otlp2parquet-moto-$moto_port.log" 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 300); do

@@ -3,8 +3,6 @@
 //! poison message) in, compacted files and a partial batch response out;
 //! redelivery; init errors.
 
-use std::time::Duration;
-
 use otlp2parquet_aws::{S3Store, SqsQueue, s3_client, sqs_client};
 use otlp2parquet_core::Signal;
 use otlp2parquet_core::ingest::ingest;
@@ -14,9 +12,11 @@ use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
 use otlp2parquet_testkit::lambda_runtime_api::{
     FunctionProcess, Invocation, RuntimeApi, lambda_environment,
 };
-use otlp2parquet_testkit::moto::{Moto, queue_with_dead_letter_queue, sdk_config, unique_name};
+use otlp2parquet_testkit::moto::{
+    Moto, queue_with_dead_letter_queue, sdk_config, sqs_event, unique_name,
+};
 use parquet::file::reader::{FileReader, SerializedFileReader};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const REQUESTS: usize = 3;
 const RECORDS_PER_REQUEST: usize = 40;
@@ -92,65 +92,8 @@ impl Deployment {
         }
     }
 
-    /// Receives everything visible in `queue_url` and builds the event the
-    /// SQS event source would hand the function.
     async fn event(&self, queue_url: &str, expected: usize) -> Value {
-        let mut records = Vec::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while records.len() < expected {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "only {} of {expected} messages arrived",
-                records.len()
-            );
-            let received = self
-                .sqs
-                .receive_message()
-                .queue_url(queue_url)
-                .max_number_of_messages(10)
-                .visibility_timeout(60)
-                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-                .message_attribute_names("All")
-                .send()
-                .await
-                .unwrap();
-            for message in received.messages() {
-                let attributes: serde_json::Map<String, Value> = message
-                    .attributes()
-                    .into_iter()
-                    .flatten()
-                    .map(|(name, value)| (name.as_str().to_string(), json!(value)))
-                    .collect();
-                let message_attributes: serde_json::Map<String, Value> = message
-                    .message_attributes()
-                    .into_iter()
-                    .flatten()
-                    .map(|(name, value)| {
-                        (
-                            name.clone(),
-                            json!({
-                                "stringValue": value.string_value(),
-                                "stringListValues": [],
-                                "binaryListValues": [],
-                                "dataType": value.data_type(),
-                            }),
-                        )
-                    })
-                    .collect();
-                records.push(json!({
-                    "messageId": message.message_id(),
-                    "receiptHandle": message.receipt_handle(),
-                    "body": message.body(),
-                    "attributes": attributes,
-                    "messageAttributes": message_attributes,
-                    "md5OfBody": message.md5_of_body(),
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:compaction",
-                    "awsRegion": "us-east-1"
-                }));
-            }
-        }
-        json!({ "Records": records })
+        sqs_event(&self.sqs, queue_url, expected).await
     }
 
     async fn keys(&self, prefix: &str) -> Vec<String> {

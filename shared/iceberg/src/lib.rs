@@ -11,6 +11,7 @@
 pub mod catalog;
 pub mod commit;
 mod error;
+pub mod s3tables;
 pub mod storage;
 
 pub use error::Error;

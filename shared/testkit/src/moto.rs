@@ -21,7 +21,7 @@ impl Moto {
     /// The shared server, or a new one.
     ///
     /// # Panics
-    /// When there is no shared server and `moto_server` cannot be found or
+    /// When there is no shared server and moto cannot be found or
     /// does not come up: the message says how to get it.
     pub fn start() -> Moto {
         if let Ok(endpoint) = std::env::var("OTLP2PARQUET_TEST_MOTO_URL") {
@@ -30,25 +30,28 @@ impl Moto {
                 child: None,
             };
         }
-        let binary = std::env::var("OTLP2PARQUET_MOTO_SERVER").unwrap_or_else(|_| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/moto_server").to_string()
+        // moto from the project's virtualenv, started through our launcher,
+        // which fixes two S3 Tables replies the Rust SDK refuses (see it).
+        let python = std::env::var("OTLP2PARQUET_MOTO_PYTHON").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python").to_string()
         });
+        let launcher = concat!(env!("CARGO_MANIFEST_DIR"), "/moto_server.py");
         assert!(
-            std::path::Path::new(&binary).exists(),
-            "moto_server not found at {binary}: run scripts/test.sh once (it installs \
-             tests/requirements.txt into .venv), or set OTLP2PARQUET_MOTO_SERVER or \
+            std::path::Path::new(&python).exists(),
+            "no Python with moto at {python}: run scripts/test.sh once (it installs \
+             tests/requirements.txt into .venv), or set OTLP2PARQUET_MOTO_PYTHON or \
              OTLP2PARQUET_TEST_MOTO_URL"
         );
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let child = Command::new(&binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let child = Command::new(&python)
+            .args([launcher, "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {binary}: {e}"));
+            .unwrap_or_else(|e| panic!("starting {launcher} with {python}: {e}"));
         let moto = Moto {
             endpoint: format!("http://127.0.0.1:{port}"),
             child: Some(child),
@@ -142,4 +145,75 @@ pub async fn queue_with_dead_letter_queue(
         .await
         .expect("setting the redrive policy");
     (url, dead_letter_url)
+}
+
+/// Receives `expected` messages of `queue_url` (hidden for a minute, as the
+/// event source mapping does) and builds the `SqsEvent` that Lambda's SQS
+/// event source would hand a function: system and message attributes
+/// included.
+///
+/// # Panics
+/// When fewer arrive within 30 s.
+pub async fn sqs_event(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    expected: usize,
+) -> serde_json::Value {
+    use serde_json::{Value, json};
+    use std::time::Duration;
+    let mut records = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while records.len() < expected {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {expected} messages arrived",
+            records.len()
+        );
+        let received = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(60)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap();
+        for message in received.messages() {
+            let attributes: serde_json::Map<String, Value> = message
+                .attributes()
+                .into_iter()
+                .flatten()
+                .map(|(name, value)| (name.as_str().to_string(), json!(value)))
+                .collect();
+            let message_attributes: serde_json::Map<String, Value> = message
+                .message_attributes()
+                .into_iter()
+                .flatten()
+                .map(|(name, value)| {
+                    (
+                        name.clone(),
+                        json!({
+                            "stringValue": value.string_value(),
+                            "stringListValues": [],
+                            "binaryListValues": [],
+                            "dataType": value.data_type(),
+                        }),
+                    )
+                })
+                .collect();
+            records.push(json!({
+                "messageId": message.message_id(),
+                "receiptHandle": message.receipt_handle(),
+                "body": message.body(),
+                "attributes": attributes,
+                "messageAttributes": message_attributes,
+                "md5OfBody": message.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": format!("arn:aws:sqs:us-east-1:123456789012:{}", queue_url.rsplit('/').next().unwrap_or_default()),
+                "awsRegion": "us-east-1"
+            }));
+        }
+    }
+    json!({ "Records": records })
 }

@@ -1,0 +1,197 @@
+//! The committer function: its settings and the handler of one SQS batch.
+//!
+//! Fed by the FIFO commit queue with reserved concurrency 1, it is the single
+//! writer of every table. The handler maps the event onto the commit stage
+//! (`otlp2parquet_iceberg::commit::commit`: one append per table per batch,
+//! exactly once through the ledger in the state store) and its outcomes onto
+//! the batch response: a failed message is reported with every later message
+//! of its group (one group per table), as Lambda requires of FIFO queues, and
+//! a poison one is moved to the dead-letter queue with its reason.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use otlp2parquet_aws::config::{CatalogKind, ConfigError, Variables};
+use otlp2parquet_aws::lambda::{batch_response, received_messages};
+use otlp2parquet_aws::{S3Store, SqsQueue};
+use otlp2parquet_core::ports::ObjectStore;
+use otlp2parquet_core::stage::settle_lambda_batch;
+use otlp2parquet_iceberg::commit::{CommitConfig, commit};
+use otlp2parquet_iceberg::s3tables::S3TablesCatalog;
+use otlp2parquet_iceberg::storage::PortStorageFactory;
+use tracing::info;
+
+/// Lambda's longest function timeout: a pending commit older than this was
+/// abandoned by an invocation that can no longer be running.
+const DEFAULT_LEASE_SECS: usize = 900;
+
+/// What the committer function reads from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitterSettings {
+    /// The table bucket's ARN.
+    pub table_bucket_arn: String,
+    /// The namespace of the tables.
+    pub namespace: String,
+    /// Bucket and prefix of the commit ledger.
+    pub state: (String, String),
+    /// The queue the function is fed by: poison messages go to its
+    /// dead-letter queue.
+    pub commit_queue_url: String,
+    /// How old a pending commit must be before it counts as abandoned.
+    pub pending_lease: Duration,
+}
+
+impl CommitterSettings {
+    /// Reads and checks the variables (see the README's configuration table).
+    pub fn from_variables<F: Fn(&str) -> Option<String>>(
+        variables: &Variables<F>,
+    ) -> Result<Self, ConfigError> {
+        let catalog = variables.catalog()?;
+        if catalog != CatalogKind::S3Tables {
+            return Err(ConfigError::new(
+                "OTLP2PARQUET_CATALOG",
+                format!(
+                    "{catalog}: the committer function commits to S3 Tables only for now; set it \
+                     to s3tables (with OTLP2PARQUET_ICEBERG_WAREHOUSE = the table bucket's ARN)"
+                ),
+            ));
+        }
+        const WAREHOUSE: &str = "OTLP2PARQUET_ICEBERG_WAREHOUSE";
+        let arn = variables.required(
+            WAREHOUSE,
+            "the table bucket's ARN, arn:aws:s3tables:<region>:<account>:bucket/<name>",
+        )?;
+        if !arn.starts_with("arn:") || !arn.contains(":bucket/") {
+            return Err(ConfigError::new(
+                WAREHOUSE,
+                format!(
+                    "{arn:?} is not a table bucket ARN; it should look like \
+                     arn:aws:s3tables:<region>:<account>:bucket/<name>"
+                ),
+            ));
+        }
+        Ok(CommitterSettings {
+            table_bucket_arn: arn,
+            namespace: variables.namespace()?,
+            state: variables.s3_uri(
+                "OTLP2PARQUET_STATE_URI",
+                "the general-purpose bucket (and prefix) for the commit ledger, s3://bucket/prefix",
+            )?,
+            commit_queue_url: variables.queue_url("OTLP2PARQUET_COMMIT_QUEUE_URL")?,
+            pending_lease: Duration::from_secs(
+                variables.number("OTLP2PARQUET_COMMIT_LEASE_SECS", DEFAULT_LEASE_SECS)? as u64,
+            ),
+        })
+    }
+}
+
+/// The committer, with the clients built once per cold start.
+pub struct Committer {
+    catalog: S3TablesCatalog,
+    state: S3Store,
+    queue: SqsQueue,
+    config: CommitConfig,
+}
+
+impl Committer {
+    /// The committer of `settings` over the clients; call it on the runtime
+    /// that will run it.
+    pub fn new(
+        settings: &CommitterSettings,
+        s3: aws_sdk_s3::Client,
+        s3tables: aws_sdk_s3tables::Client,
+        sqs: aws_sdk_sqs::Client,
+    ) -> Result<Self, iceberg::Error> {
+        let files = s3.clone();
+        // Metadata and manifests go through the same S3 client as everything else.
+        let storage = PortStorageFactory::new(move |bucket| {
+            Arc::new(S3Store::new(files.clone(), bucket, "")) as Arc<dyn ObjectStore>
+        });
+        let catalog =
+            S3TablesCatalog::new(s3tables, &settings.table_bucket_arn, Arc::new(storage))?;
+        Ok(Committer {
+            catalog,
+            state: S3Store::new(s3, &settings.state.0, &settings.state.1),
+            queue: SqsQueue::new(sqs, &settings.commit_queue_url),
+            config: CommitConfig {
+                namespace: settings.namespace.clone(),
+                pending_lease: settings.pending_lease,
+            },
+        })
+    }
+
+    /// Commits what the event's messages announce; the response reports the
+    /// messages to hand back.
+    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let messages = received_messages(&event);
+        let report = commit(&messages, &self.catalog, &self.state, &self.config).await;
+        let failed = settle_lambda_batch(&self.queue, &messages, &report.outcomes).await;
+        info!(
+            messages = messages.len(),
+            failed = failed.len(),
+            commits = report.commits,
+            files = report.files,
+            rows = report.rows,
+            already_committed = report.already_committed,
+            "batch committed"
+        );
+        batch_response(failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn variables(pairs: &[(&str, &str)]) -> Variables<impl Fn(&str) -> Option<String>> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Variables::from_fn(move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    const GOOD: [(&str, &str); 4] = [
+        ("OTLP2PARQUET_CATALOG", "s3tables"),
+        (
+            "OTLP2PARQUET_ICEBERG_WAREHOUSE",
+            "arn:aws:s3tables:us-east-1:123456789012:bucket/telemetry",
+        ),
+        ("OTLP2PARQUET_STATE_URI", "s3://state/pipeline"),
+        (
+            "OTLP2PARQUET_COMMIT_QUEUE_URL",
+            "https://sqs.us-east-1.amazonaws.com/123456789012/commit.fifo",
+        ),
+    ];
+
+    #[test]
+    fn settings_and_defaults() {
+        let settings = CommitterSettings::from_variables(&variables(&GOOD)).unwrap();
+        assert_eq!(settings.namespace, "otel");
+        assert_eq!(settings.state, ("state".into(), "pipeline".into()));
+        assert_eq!(settings.pending_lease, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn wrong_variables_are_named() {
+        for (broken, value) in [
+            ("OTLP2PARQUET_CATALOG", "none"),
+            ("OTLP2PARQUET_ICEBERG_WAREHOUSE", "telemetry"),
+            ("OTLP2PARQUET_STATE_URI", ""),
+            ("OTLP2PARQUET_COMMIT_QUEUE_URL", "commit"),
+            ("OTLP2PARQUET_COMMIT_LEASE_SECS", "long"),
+        ] {
+            let mut pairs = GOOD.to_vec();
+            pairs.retain(|(name, _)| *name != broken);
+            pairs.push((broken, value));
+            let err = CommitterSettings::from_variables(&variables(&pairs)).unwrap_err();
+            assert_eq!(err.variable, broken, "{err}");
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! The committer Lambda: sets up logging, reads its settings, builds its AWS
+//! clients and the S3 Tables catalog once per cold start and hands each SQS
+//! batch to [`handler::Committer`].
+//!
+//! A missing or invalid variable ends the process before the runtime loop
+//! starts: Lambda reports it as an init error carrying the message.
+
+mod handler;
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use handler::{Committer, CommitterSettings};
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        // CloudWatch adds its own timestamps and does not render colours.
+        .without_time()
+        .with_ansi(false)
+        .init();
+    let settings = CommitterSettings::from_variables(&otlp2parquet_aws::config::environment())
+        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let sdk = otlp2parquet_aws::load_sdk_config().await;
+    let committer = Arc::new(Committer::new(
+        &settings,
+        otlp2parquet_aws::s3_client(&sdk),
+        aws_sdk_s3tables::Client::new(&sdk),
+        otlp2parquet_aws::sqs_client(&sdk),
+    )?);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let committer = committer.clone();
+        async move { Ok::<_, lambda_runtime::Error>(committer.handle(event.payload).await) }
+    }))
+    .await
+}

@@ -1,0 +1,229 @@
+//! The S3 Tables catalog against moto's S3 Tables control plane and S3
+//! (moto started through testkit's launcher, which fixes two of its replies):
+//! tables created on first use in the location S3 Tables chooses, appended
+//! to exactly once, read back by iceberg's scan; a commit that loses a race
+//! with another writer (between its load and its pointer update) is refused
+//! by the version token and retried, not lost or doubled.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{Arc, OnceLock};
+
+use iceberg::{Catalog, NamespaceIdent, TableIdent};
+use otlp2parquet_aws::{S3Store, s3_client};
+use otlp2parquet_core::convert::convert;
+use otlp2parquet_core::datafile::data_file;
+use otlp2parquet_core::parquet::ParquetWriterBuilder;
+use otlp2parquet_core::partition::{partition_path, split_by_day};
+use otlp2parquet_core::ports::{ObjectStore, ObjectStoreError, parquet_metadata};
+use otlp2parquet_core::schema::TableDefinition;
+use otlp2parquet_core::{Signal, Table};
+use otlp2parquet_iceberg::catalog::{AppendOutcome, append_once, ensure_table};
+use otlp2parquet_iceberg::s3tables::S3TablesCatalog;
+use otlp2parquet_iceberg::storage::PortStorageFactory;
+use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
+use otlp2parquet_testkit::moto::{Moto, sdk_config, unique_name};
+use otlp2parquet_testkit::scan::current_rows;
+use otlp2parquet_testkit::store::{Hook, HookedStore, Op};
+
+struct Deployment {
+    _moto: Moto,
+    s3: aws_sdk_s3::Client,
+    control: aws_sdk_s3tables::Client,
+    arn: String,
+    storage: Arc<PortStorageFactory>,
+    catalog: S3TablesCatalog,
+}
+
+async fn deployment() -> Deployment {
+    let moto = Moto::start();
+    let config = sdk_config(&moto.endpoint).await;
+    let s3 = s3_client(&config);
+    let control = aws_sdk_s3tables::Client::new(&config);
+    let arn = control
+        .create_table_bucket()
+        .name(unique_name("tables"))
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .to_string();
+    let stores = s3.clone();
+    let storage = Arc::new(PortStorageFactory::new(move |bucket| {
+        Arc::new(S3Store::new(stores.clone(), bucket, "")) as Arc<dyn ObjectStore>
+    }));
+    Deployment {
+        _moto: moto,
+        s3,
+        catalog: S3TablesCatalog::new(control.clone(), &arn, storage.clone()).unwrap(),
+        control,
+        arn,
+        storage,
+    }
+}
+
+impl Deployment {
+    /// Parquet files of `records` log records, stored in `location`.
+    async fn data_files(&self, location: &str, records: usize) -> Vec<iceberg::spec::DataFile> {
+        let (bucket, prefix) = location
+            .strip_prefix("s3://")
+            .unwrap()
+            .split_once('/')
+            .map_or((location.strip_prefix("s3://").unwrap(), ""), |(b, p)| {
+                (b, p)
+            });
+        let store = S3Store::new(self.s3.clone(), bucket, prefix);
+        let request = Generator::new(GeneratorConfig {
+            records_per_request: records,
+            ..GeneratorConfig::default()
+        })
+        .next_request(Signal::Logs);
+        let (_, batch) = convert(request).unwrap().batches.remove(0);
+        let mut files = Vec::new();
+        for (day, part) in split_by_day(Table::Logs, &batch).unwrap() {
+            let bytes = ParquetWriterBuilder::new()
+                .write(
+                    TableDefinition::get(Table::Logs).arrow_schema.clone(),
+                    &[part],
+                    Vec::new(),
+                )
+                .unwrap();
+            let key = format!(
+                "data/{}/{}.parquet",
+                partition_path(Table::Logs, day),
+                uuid::Uuid::now_v7()
+            );
+            let size = bytes.len() as u64;
+            store.put(&key, bytes.into()).await.unwrap();
+            let metadata = parquet_metadata(&store, &key).await.unwrap();
+            files.push(data_file(Table::Logs, store.uri(&key), size, &metadata).unwrap());
+        }
+        files
+    }
+}
+
+async fn rows(table: &iceberg::table::Table) -> usize {
+    current_rows(table).await.iter().map(|b| b.num_rows()).sum()
+}
+
+#[tokio::test]
+async fn tables_are_created_in_their_s3_tables_location_and_appended_once() {
+    let d = deployment().await;
+    let namespace = NamespaceIdent::new("otel".to_string());
+    let table = ensure_table(&d.catalog, &namespace, Table::Logs)
+        .await
+        .unwrap();
+    let again = ensure_table(&d.catalog, &namespace, Table::Logs)
+        .await
+        .unwrap();
+    assert_eq!(table.metadata().uuid(), again.metadata().uuid());
+    let location = table.metadata().location().to_string();
+    assert!(location.ends_with("--table-s3"), "{location}");
+
+    let files = d.data_files(&location, 200).await;
+    let ident = TableIdent::new(namespace, Table::Logs.name().to_string());
+    let commit = uuid::Uuid::now_v7();
+    let first = append_once(&d.catalog, &ident, files.clone(), commit)
+        .await
+        .unwrap();
+    assert!(
+        matches!(first, AppendOutcome::Committed { .. }),
+        "{first:?}"
+    );
+    let second = append_once(&d.catalog, &ident, files, commit)
+        .await
+        .unwrap();
+    assert!(
+        matches!(second, AppendOutcome::AlreadyCommitted { .. }),
+        "{second:?}"
+    );
+    let loaded = d.catalog.load_table(&ident).await.unwrap();
+    assert_eq!(loaded.metadata().snapshots().count(), 1);
+    assert_eq!(rows(&loaded).await, 200);
+}
+
+/// Commits `files` through `rival` just before the first metadata file of
+/// our own commit is written: between our load (its version token) and our
+/// pointer update, as S3 Tables' maintenance or another writer may.
+struct Race {
+    armed: AtomicBool,
+    rival: OnceLock<(
+        Arc<S3TablesCatalog>,
+        TableIdent,
+        Vec<iceberg::spec::DataFile>,
+    )>,
+}
+
+#[async_trait::async_trait]
+impl Hook for Race {
+    async fn before(&self, op: Op, key: &str) -> Result<(), ObjectStoreError> {
+        if op == Op::Put && key.ends_with(".metadata.json") && self.armed.swap(false, SeqCst) {
+            let (rival, ident, files) = self.rival.get().expect("the rival is set");
+            append_once(rival.as_ref(), ident, files.clone(), uuid::Uuid::now_v7())
+                .await
+                .map_err(|e| ObjectStoreError::Backend {
+                    key: key.to_string(),
+                    message: e.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_commit_that_loses_a_race_is_retried_not_lost_or_doubled() {
+    let d = deployment().await;
+    let namespace = NamespaceIdent::new("otel".to_string());
+    let table = ensure_table(&d.catalog, &namespace, Table::Logs)
+        .await
+        .unwrap();
+    let location = table.metadata().location().to_string();
+    let ident = table.identifier().clone();
+
+    let race = Arc::new(HookedStore::new(
+        Arc::new(S3Store::new(d.s3.clone(), "unused", "")),
+        Race {
+            armed: AtomicBool::new(false),
+            rival: OnceLock::new(),
+        },
+    ));
+    let (stores, hooked) = (d.s3.clone(), race.clone());
+    // Our catalog writes its metadata through the race; the rival does not.
+    let storage = PortStorageFactory::new(move |bucket| {
+        Arc::new(HookedStore::new(
+            Arc::new(S3Store::new(stores.clone(), bucket, "")),
+            Forward(hooked.clone()),
+        )) as Arc<dyn ObjectStore>
+    });
+    let ours = S3TablesCatalog::new(d.control.clone(), &d.arn, Arc::new(storage)).unwrap();
+    let theirs = d.data_files(&location, 50).await;
+    let rival =
+        Arc::new(S3TablesCatalog::new(d.control.clone(), &d.arn, d.storage.clone()).unwrap());
+    assert!(race.hook.rival.set((rival, ident.clone(), theirs)).is_ok());
+    race.hook.armed.store(true, SeqCst);
+
+    let files = d.data_files(&location, 70).await;
+    let outcome = append_once(&ours, &ident, files, uuid::Uuid::now_v7())
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, AppendOutcome::Committed { .. }),
+        "{outcome:?}"
+    );
+    assert!(!race.hook.armed.load(SeqCst), "the rival committed mid-way");
+    // A pointer update with the stale token would have dropped the rival's
+    // 50 rows; a blind retry of ours would have doubled our 70.
+    let loaded = d.catalog.load_table(&ident).await.unwrap();
+    assert_eq!(loaded.metadata().snapshots().count(), 2);
+    assert_eq!(rows(&loaded).await, 120);
+}
+
+/// Hands each operation to the shared race hook.
+struct Forward(Arc<HookedStore<Race>>);
+
+#[async_trait::async_trait]
+impl Hook for Forward {
+    async fn before(&self, op: Op, key: &str) -> Result<(), ObjectStoreError> {
+        self.0.hook.before(op, key).await
+    }
+}
