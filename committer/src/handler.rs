@@ -8,18 +8,15 @@
 //! of its group (one group per table), as Lambda requires of FIFO queues, and
 //! a poison one is moved to the dead-letter queue with its reason.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use otlp2parquet_aws::config::{CatalogKind, ConfigError, Variables};
 use otlp2parquet_aws::lambda::{batch_response, received_messages};
 use otlp2parquet_aws::{S3Store, SqsQueue};
-use otlp2parquet_core::ports::ObjectStore;
 use otlp2parquet_core::stage::settle_lambda_batch;
 use otlp2parquet_iceberg::commit::{CommitConfig, commit};
 use otlp2parquet_iceberg::s3tables::S3TablesCatalog;
-use otlp2parquet_iceberg::storage::PortStorageFactory;
 use tracing::info;
 
 /// Lambda's longest function timeout: a pending commit older than this was
@@ -57,20 +54,7 @@ impl CommitterSettings {
                 ),
             ));
         }
-        const WAREHOUSE: &str = "OTLP2PARQUET_ICEBERG_WAREHOUSE";
-        let arn = variables.required(
-            WAREHOUSE,
-            "the table bucket's ARN, arn:aws:s3tables:<region>:<account>:bucket/<name>",
-        )?;
-        if !arn.starts_with("arn:") || !arn.contains(":bucket/") {
-            return Err(ConfigError::new(
-                WAREHOUSE,
-                format!(
-                    "{arn:?} is not a table bucket ARN; it should look like \
-                     arn:aws:s3tables:<region>:<account>:bucket/<name>"
-                ),
-            ));
-        }
+        let arn = variables.table_bucket_arn()?;
         Ok(CommitterSettings {
             table_bucket_arn: arn,
             namespace: variables.namespace()?,
@@ -103,13 +87,8 @@ impl Committer {
         s3tables: aws_sdk_s3tables::Client,
         sqs: aws_sdk_sqs::Client,
     ) -> Result<Self, iceberg::Error> {
-        let files = s3.clone();
         // Metadata and manifests go through the same S3 client as everything else.
-        let storage = PortStorageFactory::new(move |bucket| {
-            Arc::new(S3Store::new(files.clone(), bucket, "")) as Arc<dyn ObjectStore>
-        });
-        let catalog =
-            S3TablesCatalog::new(s3tables, &settings.table_bucket_arn, Arc::new(storage))?;
+        let catalog = S3TablesCatalog::over_s3(s3tables, &settings.table_bucket_arn, s3.clone())?;
         Ok(Committer {
             catalog,
             state: S3Store::new(s3, &settings.state.0, &settings.state.1),

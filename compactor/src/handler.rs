@@ -6,26 +6,49 @@
 //! and a poison one is moved to the dead-letter queue with its reason, so that
 //! `otlp2parquet dlq inspect` can say why it is there.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use otlp2parquet_aws::config::{CatalogKind, ConfigError, PlainWarehouse, Variables};
 use otlp2parquet_aws::lambda::{batch_response, received_messages};
-use otlp2parquet_aws::{S3Store, SqsQueue};
+use otlp2parquet_aws::{S3Store, SqsQueue, TableLocations};
 use otlp2parquet_compact::{CompactConfig, Stores, clean_scratch, compact};
+use otlp2parquet_core::Table;
+use otlp2parquet_core::ports::{ObjectStore, Queue};
 use otlp2parquet_core::stage::settle_lambda_batch;
+use otlp2parquet_iceberg::NamespaceIdent;
+use otlp2parquet_iceberg::catalog::ensure_table;
+use otlp2parquet_iceberg::s3tables::S3TablesCatalog;
 use tracing::info;
 
 /// Where sort spills and outputs being written go unless
 /// `OTLP2PARQUET_SCRATCH_DIR` says otherwise: Lambda's only writable disk.
 const DEFAULT_SCRATCH_DIR: &str = "/tmp/otlp2parquet-compaction";
 
+/// Where compacted files go, and what becomes of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Plain Parquet: raw and compacted files in this bucket; the compacted
+    /// files are the product.
+    Plain(PlainWarehouse),
+    /// S3 Tables: raw files in the state bucket, compacted files in each
+    /// table's location (tables created on first use), announced to the
+    /// committer through the FIFO commit queue.
+    S3Tables {
+        /// The table bucket's ARN.
+        table_bucket_arn: String,
+        /// Where "data files ready" messages go.
+        commit_queue_url: String,
+    },
+}
+
 /// What the compactor function reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompactorSettings {
     /// Where raw files are read and compacted files written.
-    pub warehouse: PlainWarehouse,
+    pub mode: Mode,
     /// Bucket and prefix of plans, claims and results.
     pub state: (String, String),
     /// The namespace tables are laid out under.
@@ -46,27 +69,36 @@ impl CompactorSettings {
     pub fn from_variables<F: Fn(&str) -> Option<String>>(
         variables: &Variables<F>,
     ) -> Result<Self, ConfigError> {
-        let catalog = variables.catalog()?;
-        if catalog != CatalogKind::None {
-            // Iceberg modes put compacted files into each table's own
-            // location and announce them to the committer: not built yet.
-            return Err(ConfigError::new(
-                "OTLP2PARQUET_CATALOG",
-                format!(
-                    "{catalog}: the compactor function runs plain mode only for now; set it to \
-                     none (with OTLP2PARQUET_S3_BUCKET), or run `otlp2parquet serve` for Iceberg tables"
-                ),
-            ));
-        }
-        let warehouse = PlainWarehouse::from_variables(variables)?;
-        let state = match variables.optional("OTLP2PARQUET_STATE_URI") {
-            // Plain mode's bucket is a general-purpose one: the records can
-            // live beside the data, outside every table's `data/`.
-            None => (warehouse.bucket.clone(), warehouse.prefix.clone()),
-            Some(_) => variables.s3_uri(
-                "OTLP2PARQUET_STATE_URI",
-                "the general-purpose bucket (and prefix) for the stages' records, s3://bucket/prefix",
-            )?,
+        const STATE: &str = "OTLP2PARQUET_STATE_URI";
+        const STATE_WHAT: &str =
+            "the general-purpose bucket (and prefix) for the stages' records, s3://bucket/prefix";
+        let (mode, state) = match variables.catalog()? {
+            CatalogKind::None => {
+                let warehouse = PlainWarehouse::from_variables(variables)?;
+                let state = match variables.optional(STATE) {
+                    // Plain mode's bucket is a general-purpose one: the records
+                    // can live beside the data, outside every table's `data/`.
+                    None => (warehouse.bucket.clone(), warehouse.prefix.clone()),
+                    Some(_) => variables.s3_uri(STATE, STATE_WHAT)?,
+                };
+                (Mode::Plain(warehouse), state)
+            }
+            CatalogKind::S3Tables => (
+                Mode::S3Tables {
+                    table_bucket_arn: variables.table_bucket_arn()?,
+                    commit_queue_url: variables.queue_url("OTLP2PARQUET_COMMIT_QUEUE_URL")?,
+                },
+                // Claims must be conditional, listable and deletable: never
+                // in the table bucket.
+                variables.s3_uri(STATE, STATE_WHAT)?,
+            ),
+            CatalogKind::Rest => {
+                return Err(ConfigError::new(
+                    "OTLP2PARQUET_CATALOG",
+                    "rest: the compactor function runs plain mode (none) and S3 Tables \
+                     (s3tables) for now; run `otlp2parquet serve` for a REST catalog",
+                ));
+            }
         };
         let target_file_mib = variables.number("OTLP2PARQUET_TARGET_FILE_MIB", 128)?;
         // Half the function's memory by default: the rest holds the runtime,
@@ -87,7 +119,7 @@ impl CompactorSettings {
             }
         }
         Ok(CompactorSettings {
-            warehouse,
+            mode,
             state,
             namespace: variables.namespace()?,
             compaction_queue_url: variables.queue_url("OTLP2PARQUET_COMPACTION_QUEUE_URL")?,
@@ -105,34 +137,63 @@ impl CompactorSettings {
 pub struct Compactor {
     stores: Stores,
     queue: SqsQueue,
+    /// Where finished compactions are announced (S3 Tables mode).
+    commit_queue: Option<SqsQueue>,
     config: CompactConfig,
 }
 
 impl Compactor {
-    /// The compactor of `settings` over the clients.
-    pub fn new(
+    /// The compactor of `settings` over the clients. In S3 Tables mode this
+    /// creates the tables that do not exist yet, to learn where S3 Tables
+    /// puts each: a few control-plane calls per cold start.
+    pub async fn new(
         settings: &CompactorSettings,
         s3: aws_sdk_s3::Client,
+        s3tables: aws_sdk_s3tables::Client,
         sqs: aws_sdk_sqs::Client,
-    ) -> Self {
-        let data = S3Store::new(
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let state: Arc<dyn ObjectStore> = Arc::new(S3Store::new(
             s3.clone(),
-            &settings.warehouse.bucket,
-            &settings.warehouse.prefix,
-        );
-        let state = S3Store::new(s3, &settings.state.0, &settings.state.1);
+            &settings.state.0,
+            &settings.state.1,
+        ));
+        let (data, commit_queue): (Arc<dyn ObjectStore>, _) = match &settings.mode {
+            Mode::Plain(warehouse) => (
+                Arc::new(S3Store::new(s3, &warehouse.bucket, &warehouse.prefix)),
+                None,
+            ),
+            Mode::S3Tables {
+                table_bucket_arn,
+                commit_queue_url,
+            } => {
+                let catalog = S3TablesCatalog::over_s3(s3tables, table_bucket_arn, s3.clone())?;
+                let namespace = NamespaceIdent::new(settings.namespace.clone());
+                let mut locations = BTreeMap::new();
+                for table in Table::ALL {
+                    let created = ensure_table(&catalog, &namespace, table).await?;
+                    locations.insert(
+                        table.name().to_string(),
+                        created.metadata().location().to_string(),
+                    );
+                }
+                let routed =
+                    TableLocations::new(&settings.namespace, state.clone(), s3, &locations)?;
+                (
+                    Arc::new(routed),
+                    Some(SqsQueue::new(sqs.clone(), commit_queue_url)),
+                )
+            }
+        };
         let mut config = CompactConfig::new(&settings.scratch_dir);
         config.namespace = settings.namespace.clone();
         config.target_file_bytes = settings.target_file_bytes;
         config.memory_limit_bytes = settings.memory_limit_bytes;
-        Compactor {
-            stores: Stores {
-                data: Arc::new(data),
-                state: Arc::new(state),
-            },
+        Ok(Compactor {
+            stores: Stores { data, state },
             queue: SqsQueue::new(sqs, &settings.compaction_queue_url),
+            commit_queue,
             config,
-        }
+        })
     }
 
     /// Compacts the files the event's messages name; the response reports the
@@ -143,7 +204,8 @@ impl Compactor {
         // the scratch directory was left by one that died (a timeout).
         clean_scratch(&self.config.scratch_dir);
         // Plain mode: the compacted files are the product, nothing to commit.
-        let report = compact(&messages, None, &self.stores, &self.config).await;
+        let commit_queue = self.commit_queue.as_ref().map(|q| q as &dyn Queue);
+        let report = compact(&messages, commit_queue, &self.stores, &self.config).await;
         let failed = settle_lambda_batch(&self.queue, &messages, &report.outcomes).await;
         info!(
             messages = messages.len(),
@@ -208,13 +270,38 @@ mod tests {
     }
 
     #[test]
+    fn s3_tables_mode_needs_a_state_bucket_and_a_commit_queue() {
+        let base = [
+            ("OTLP2PARQUET_CATALOG", "s3tables"),
+            (
+                "OTLP2PARQUET_ICEBERG_WAREHOUSE",
+                "arn:aws:s3tables:us-east-1:123456789012:bucket/telemetry",
+            ),
+            ("OTLP2PARQUET_COMPACTION_QUEUE_URL", QUEUE),
+        ];
+        let err = CompactorSettings::from_variables(&variables(&base)).unwrap_err();
+        assert_eq!(err.variable, "OTLP2PARQUET_COMMIT_QUEUE_URL", "{err}");
+        let mut pairs = base.to_vec();
+        pairs.push((
+            "OTLP2PARQUET_COMMIT_QUEUE_URL",
+            "https://sqs.us-east-1.amazonaws.com/123456789012/commit.fifo",
+        ));
+        let err = CompactorSettings::from_variables(&variables(&pairs)).unwrap_err();
+        assert_eq!(err.variable, "OTLP2PARQUET_STATE_URI", "{err}");
+        pairs.push(("OTLP2PARQUET_STATE_URI", "s3://state/pipeline"));
+        let settings = CompactorSettings::from_variables(&variables(&pairs)).unwrap();
+        assert_eq!(settings.state, ("state".into(), "pipeline".into()));
+        assert!(matches!(settings.mode, Mode::S3Tables { .. }));
+    }
+
+    #[test]
     fn wrong_variables_are_named() {
         for (broken, value) in [
             ("OTLP2PARQUET_COMPACTION_QUEUE_URL", ""),
             ("OTLP2PARQUET_STATE_URI", "state-bucket"),
             ("OTLP2PARQUET_COMPACTION_MEMORY_MIB", "a lot"),
             ("OTLP2PARQUET_TARGET_FILE_MIB", "0"),
-            ("OTLP2PARQUET_CATALOG", "s3tables"),
+            ("OTLP2PARQUET_CATALOG", "rest"),
         ] {
             let mut pairs = vec![
                 ("OTLP2PARQUET_CATALOG", "none"),

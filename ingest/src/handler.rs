@@ -23,7 +23,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 /// What the ingest function reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestSettings {
-    /// Where raw files go.
+    /// Where raw files go: the plain-mode warehouse, or in S3 Tables mode
+    /// the state bucket.
     pub warehouse: PlainWarehouse,
     /// The namespace tables are laid out under.
     pub namespace: String,
@@ -42,20 +43,29 @@ impl IngestSettings {
     pub fn from_variables<F: Fn(&str) -> Option<String>>(
         variables: &Variables<F>,
     ) -> Result<Self, ConfigError> {
-        let catalog = variables.catalog()?;
-        if catalog != CatalogKind::None {
-            // Iceberg modes write raw files into each table's own location,
-            // which the ingest function does not resolve yet.
-            return Err(ConfigError::new(
-                "OTLP2PARQUET_CATALOG",
-                format!(
-                    "{catalog}: the ingest function writes plain mode only for now; set it to none \
-                     (with OTLP2PARQUET_S3_BUCKET), or run `otlp2parquet serve` for Iceberg tables"
-                ),
-            ));
-        }
+        let warehouse = match variables.catalog()? {
+            CatalogKind::None => PlainWarehouse::from_variables(variables)?,
+            // Raw files go to the state bucket, where the compactor can
+            // delete them once compacted (a table bucket cannot delete), and
+            // outside every table: no catalog is needed to write them.
+            CatalogKind::S3Tables => {
+                let (bucket, prefix) = variables.s3_uri(
+                    "OTLP2PARQUET_STATE_URI",
+                    "the general-purpose bucket (and prefix) raw files and the stages' records \
+                     go to, s3://bucket/prefix",
+                )?;
+                PlainWarehouse { bucket, prefix }
+            }
+            CatalogKind::Rest => {
+                return Err(ConfigError::new(
+                    "OTLP2PARQUET_CATALOG",
+                    "rest: the ingest function writes plain mode (none) and S3 Tables (s3tables) \
+                     for now; run `otlp2parquet serve` for a REST catalog",
+                ));
+            }
+        };
         Ok(IngestSettings {
-            warehouse: PlainWarehouse::from_variables(variables)?,
+            warehouse,
             namespace: variables.namespace()?,
             compaction_queue_url: variables.queue_url("OTLP2PARQUET_COMPACTION_QUEUE_URL")?,
             max_body_bytes: variables

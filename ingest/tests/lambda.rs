@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use otlp2parquet_core::Signal;
 use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
 use otlp2parquet_testkit::lambda_runtime_api::{
-    FunctionProcess, Invocation, RuntimeApi, lambda_environment,
+    FunctionProcess, Invocation, RuntimeApi, http_api_event, lambda_environment,
 };
 use otlp2parquet_testkit::moto::{Moto, sdk_config, unique_name};
 use prost::Message;
@@ -113,37 +113,6 @@ fn request(signal: Signal, records: usize) -> otlp2parquet_core::otlp::ExportReq
         ..GeneratorConfig::default()
     })
     .next_request(signal)
-}
-
-/// An HTTP API (payload v2) event, as API Gateway and function URLs send it.
-fn http_api_event(path: &str, headers: Value, body: &[u8]) -> Value {
-    json!({
-        "version": "2.0",
-        "routeKey": format!("POST {path}"),
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "api",
-            "domainName": "api.execute-api.us-east-1.amazonaws.com",
-            "domainPrefix": "api",
-            "http": {
-                "method": "POST",
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "192.0.2.1",
-                "userAgent": "OTel-OTLP-Exporter-Rust/0.31.0"
-            },
-            "requestId": "id",
-            "routeKey": format!("POST {path}"),
-            "stage": "$default",
-            "time": "01/Dec/2026:00:00:00 +0000",
-            "timeEpoch": 1_796_083_200_000u64
-        },
-        "body": BASE64.encode(body),
-        "isBase64Encoded": true
-    })
 }
 
 /// A REST API (v1 proxy) event.

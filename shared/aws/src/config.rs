@@ -143,6 +143,26 @@ impl<F: Fn(&str) -> Option<String>> Variables<F> {
         Ok(url)
     }
 
+    /// `OTLP2PARQUET_ICEBERG_WAREHOUSE` in S3 Tables mode: the table
+    /// bucket's ARN.
+    pub fn table_bucket_arn(&self) -> Result<String, ConfigError> {
+        const NAME: &str = "OTLP2PARQUET_ICEBERG_WAREHOUSE";
+        let arn = self.required(
+            NAME,
+            "the table bucket's ARN, arn:aws:s3tables:<region>:<account>:bucket/<name>",
+        )?;
+        if !arn.starts_with("arn:") || !arn.contains(":bucket/") {
+            return Err(ConfigError::new(
+                NAME,
+                format!(
+                    "{arn:?} is not a table bucket ARN; it should look like \
+                     arn:aws:s3tables:<region>:<account>:bucket/<name>"
+                ),
+            ));
+        }
+        Ok(arn)
+    }
+
     /// An `s3://bucket[/prefix]` variable (`OTLP2PARQUET_STATE_URI`): the
     /// bucket and the prefix.
     pub fn s3_uri(&self, name: &'static str, what: &str) -> Result<(String, String), ConfigError> {

@@ -13,9 +13,11 @@ pub mod config;
 pub mod lambda;
 mod s3;
 mod sqs;
+mod table_locations;
 
 pub use s3::S3Store;
 pub use sqs::SqsQueue;
+pub use table_locations::TableLocations;
 
 /// The SDK configuration from the environment (the default provider chain).
 pub async fn load_sdk_config() -> aws_config::SdkConfig {

@@ -15,3 +15,4 @@ pub mod s3tables;
 pub mod storage;
 
 pub use error::Error;
+pub use iceberg::NamespaceIdent;

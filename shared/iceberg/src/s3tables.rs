@@ -60,6 +60,23 @@ impl S3TablesCatalog {
         })
     }
 
+    /// The tables of `table_bucket_arn`, their files reached through the S3
+    /// client `s3` (one [`otlp2parquet_aws::S3Store`] per bucket).
+    ///
+    /// # Errors
+    /// Outside a tokio runtime.
+    pub fn over_s3(
+        client: Client,
+        table_bucket_arn: impl Into<String>,
+        s3: aws_sdk_s3::Client,
+    ) -> Result<Self> {
+        let storage = crate::storage::PortStorageFactory::new(move |bucket| {
+            Arc::new(otlp2parquet_aws::S3Store::new(s3.clone(), bucket, ""))
+                as Arc<dyn otlp2parquet_core::ports::ObjectStore>
+        });
+        Self::new(client, table_bucket_arn, Arc::new(storage))
+    }
+
     /// The table's current metadata location (none before the first
     /// metadata is written), its version token and its warehouse location.
     async fn pointer(&self, table: &TableIdent) -> Result<(Option<String>, String, String)> {

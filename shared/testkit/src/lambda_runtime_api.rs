@@ -254,3 +254,36 @@ impl Drop for FunctionProcess {
         let _ = self.0.wait();
     }
 }
+
+/// An HTTP API (payload v2) event, as API Gateway and function URLs send
+/// it: a POST of `body` (base64-encoded, as binary bodies arrive) to `path`.
+pub fn http_api_event(path: &str, headers: serde_json::Value, body: &[u8]) -> serde_json::Value {
+    use base64::Engine;
+    serde_json::json!({
+        "version": "2.0",
+        "routeKey": format!("POST {path}"),
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api",
+            "domainName": "api.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "api",
+            "http": {
+                "method": "POST",
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "192.0.2.1",
+                "userAgent": "OTel-OTLP-Exporter-Rust/0.31.0"
+            },
+            "requestId": "id",
+            "routeKey": format!("POST {path}"),
+            "stage": "$default",
+            "time": "01/Dec/2026:00:00:00 +0000",
+            "timeEpoch": 1_796_083_200_000u64
+        },
+        "body": base64::engine::general_purpose::STANDARD.encode(body),
+        "isBase64Encoded": true
+    })
+}

@@ -1,0 +1,194 @@
+//! The three functions chained, in S3 Tables mode, against moto: OTLP
+//! requests as API Gateway events → the ingest binary (raw files in the state
+//! bucket, a message on the compaction queue) → the compactor binary
+//! (compacted files in the table's S3 Tables location, "data files ready" on
+//! the FIFO commit queue) → the committer binary (appends) → rows read back
+//! by iceberg's scan, each exactly once; every batch redelivered adds nothing.
+//!
+//! Each binary runs under its own Runtime API stand-in; the test plays
+//! Lambda's event source mappings, turning queue messages into SQS events.
+
+use std::path::PathBuf;
+
+use iceberg::{Catalog, NamespaceIdent, TableIdent};
+use otlp2parquet_aws::{s3_client, sqs_client};
+use otlp2parquet_core::{Signal, Table};
+use otlp2parquet_iceberg::s3tables::S3TablesCatalog;
+use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
+use otlp2parquet_testkit::lambda_runtime_api::{
+    FunctionProcess, Invocation, RuntimeApi, http_api_event, lambda_environment,
+};
+use otlp2parquet_testkit::moto::{
+    Moto, queue_with_dead_letter_queue, sdk_config, sqs_event, unique_name,
+};
+use otlp2parquet_testkit::scan::current_rows;
+use serde_json::{Value, json};
+
+const REQUESTS: usize = 3;
+const RECORDS: usize = 150;
+
+/// A binary of another package of the workspace, built beside this one's.
+fn sibling_binary(name: &str) -> String {
+    let ours = PathBuf::from(env!("CARGO_BIN_EXE_otlp2parquet-committer"));
+    let path = ours.with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} not built: run the workspace's tests (cargo nextest run --workspace)",
+        path.display()
+    );
+    path.display().to_string()
+}
+
+fn failures(invocation: Invocation) -> Vec<String> {
+    let Invocation::Response(response) = invocation else {
+        panic!("the function failed: {invocation:?}");
+    };
+    response["batchItemFailures"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a batch response: {response}"))
+        .iter()
+        .map(|failure| failure["itemIdentifier"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn otlp_requests_land_in_s3_tables_exactly_once_through_the_three_functions() {
+    let moto = Moto::start();
+    let config = sdk_config(&moto.endpoint).await;
+    let (s3, sqs) = (s3_client(&config), sqs_client(&config));
+    let control = aws_sdk_s3tables::Client::new(&config);
+    let arn = control
+        .create_table_bucket()
+        .name(unique_name("tables"))
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .to_string();
+    let state = unique_name("state");
+    s3.create_bucket().bucket(&state).send().await.unwrap();
+    let (compaction_queue, _) = queue_with_dead_letter_queue(&sqs, false, 3).await;
+    let (commit_queue, _) = queue_with_dead_letter_queue(&sqs, true, 3).await;
+    let scratch = std::env::temp_dir().join(unique_name("scratch"));
+
+    let start = |binary: &str, name: &str, api: &RuntimeApi| {
+        let mut environment = lambda_environment(api, name);
+        environment.extend(
+            [
+                ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
+                ("OTLP2PARQUET_CATALOG", "s3tables".into()),
+                ("OTLP2PARQUET_ICEBERG_WAREHOUSE", arn.clone()),
+                ("OTLP2PARQUET_STATE_URI", format!("s3://{state}/pipeline")),
+                (
+                    "OTLP2PARQUET_COMPACTION_QUEUE_URL",
+                    compaction_queue.clone(),
+                ),
+                ("OTLP2PARQUET_COMMIT_QUEUE_URL", commit_queue.clone()),
+                ("OTLP2PARQUET_SCRATCH_DIR", scratch.display().to_string()),
+            ]
+            .map(|(k, v)| (k.to_string(), v)),
+        );
+        FunctionProcess::start(binary, environment)
+    };
+    let (ingest_api, compactor_api, committer_api) = (
+        RuntimeApi::start().await,
+        RuntimeApi::start().await,
+        RuntimeApi::start().await,
+    );
+    let _ingest = start(
+        &sibling_binary("otlp2parquet-ingest"),
+        "otlp2parquet-ingest",
+        &ingest_api,
+    );
+    let _compactor = start(
+        &sibling_binary("otlp2parquet-compactor"),
+        "otlp2parquet-compactor",
+        &compactor_api,
+    );
+    let _committer = start(
+        env!("CARGO_BIN_EXE_otlp2parquet-committer"),
+        "otlp2parquet-committer",
+        &committer_api,
+    );
+
+    // Ingest: each request answered 200 once its raw file and message exist.
+    let mut generator = Generator::new(GeneratorConfig {
+        records_per_request: RECORDS,
+        ..GeneratorConfig::default()
+    });
+    for _ in 0..REQUESTS {
+        let body = generator.next_request(Signal::Logs).encode_protobuf();
+        let answer = ingest_api
+            .call(http_api_event(
+                "/v1/logs",
+                json!({"content-type": "application/x-protobuf"}),
+                &body,
+            ))
+            .await;
+        let Invocation::Response(response) = answer else {
+            panic!("ingest failed: {answer:?}");
+        };
+        assert_eq!(response["statusCode"], 200, "{response}");
+    }
+
+    // Compaction: one plan for the day's logs, announced to the committer.
+    let raw_batch = sqs_event(&sqs, &compaction_queue, REQUESTS).await;
+    assert_eq!(
+        failures(compactor_api.call(raw_batch.clone()).await),
+        Vec::<String>::new()
+    );
+    let commit_batch = sqs_event(&sqs, &commit_queue, 1).await;
+    let ready: Value =
+        serde_json::from_str(commit_batch["Records"][0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(ready["rows"], (REQUESTS * RECORDS) as u64, "{ready}");
+    assert_eq!(
+        commit_batch["Records"][0]["attributes"]["MessageGroupId"],
+        "logs"
+    );
+
+    // Commit.
+    assert_eq!(
+        failures(committer_api.call(commit_batch.clone()).await),
+        Vec::<String>::new()
+    );
+    let catalog = S3TablesCatalog::over_s3(control, &arn, s3.clone()).unwrap();
+    let ident = TableIdent::new(
+        NamespaceIdent::new("otel".to_string()),
+        Table::Logs.name().to_string(),
+    );
+    let rows = |table: iceberg::table::Table| async move {
+        current_rows(&table)
+            .await
+            .iter()
+            .map(|b| b.num_rows())
+            .sum::<usize>()
+    };
+    let table = catalog.load_table(&ident).await.unwrap();
+    assert!(table.metadata().location().ends_with("--table-s3"));
+    assert_eq!(rows(table).await, REQUESTS * RECORDS);
+    let raw_left = s3
+        .list_objects_v2()
+        .bucket(&state)
+        .prefix("pipeline/otel/logs/data/raw/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        raw_left.key_count(),
+        Some(0),
+        "raw files are removed once compacted"
+    );
+
+    // At least once, everywhere: both batches again change nothing.
+    assert_eq!(
+        failures(compactor_api.call(raw_batch).await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        failures(committer_api.call(commit_batch).await),
+        Vec::<String>::new()
+    );
+    let table = catalog.load_table(&ident).await.unwrap();
+    assert_eq!(table.metadata().snapshots().count(), 1);
+    assert_eq!(rows(table).await, REQUESTS * RECORDS);
+}
