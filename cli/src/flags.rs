@@ -49,6 +49,41 @@ pub enum Command {
     Query(QueryArgs),
     /// Dead-letter queue: show what failed, or replay it once the cause is fixed.
     Dlq(DlqArgs),
+    /// Run the compactor or committer of the AWS pipeline as a long-lived
+    /// process (a container, a VM) instead of a Lambda function.
+    ///
+    /// It polls the stage's SQS queue and handles each batch exactly as the
+    /// Lambda function and its event source mapping do: up to 10 messages, the
+    /// failed ones handed back for another try, poison ones moved to the
+    /// dead-letter queue. Configured by the same variables as the function
+    /// (OTLP2PARQUET_CATALOG, OTLP2PARQUET_STATE_URI, the queue URLs, ...; see
+    /// the README) and the AWS SDK's own. Run one committer only: it is the
+    /// single writer of the tables.
+    Worker(WorkerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The stage: `compact` reads OTLP2PARQUET_COMPACTION_QUEUE_URL, `commit`
+    /// OTLP2PARQUET_COMMIT_QUEUE_URL.
+    #[arg(value_enum)]
+    pub stage: WorkerStage,
+    /// How long a received batch stays hidden from other consumers; longer
+    /// than a batch can take (the function timeout, on Lambda).
+    #[arg(long, default_value_t = 900)]
+    pub visibility_timeout_secs: u64,
+    /// Stop once a receive finds the queue empty, instead of waiting for
+    /// more (for batch jobs and tests).
+    #[arg(long)]
+    pub exit_when_empty: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum WorkerStage {
+    /// Compact raw files (the compaction queue).
+    Compact,
+    /// Commit compacted files (the commit queue).
+    Commit,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ mod input;
 mod query;
 mod serve;
 mod tables;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -57,6 +58,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<()> {
             serve::run(config::apply_file(args, serve_matches)?)
         }
         Command::Dlq(args) => dlq::run(args),
+        Command::Worker(args) => worker::run(args),
         Command::Schema(args) => {
             if args.markdown {
                 print!("{}", otlp2parquet_core::schema::markdown());

@@ -14,6 +14,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use otlp2parquet_aws::config::{CatalogKind, ConfigError, Variables};
 use otlp2parquet_aws::lambda::{batch_response, received_messages};
 use otlp2parquet_aws::{S3Store, SqsQueue};
+use otlp2parquet_core::ports::ReceivedMessage;
 use otlp2parquet_core::stage::settle_lambda_batch;
 use otlp2parquet_iceberg::commit::{CommitConfig, commit};
 use otlp2parquet_iceberg::s3tables::S3TablesCatalog;
@@ -103,9 +104,14 @@ impl Committer {
     /// Commits what the event's messages announce; the response reports the
     /// messages to hand back.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let messages = received_messages(&event);
-        let report = commit(&messages, &self.catalog, &self.state, &self.config).await;
-        let failed = settle_lambda_batch(&self.queue, &messages, &report.outcomes).await;
+        batch_response(self.handle_messages(&received_messages(&event)).await)
+    }
+
+    /// Commits what `messages` announce; returns the ids of those to hand
+    /// back (with, in a FIFO queue, every later message of their groups).
+    pub async fn handle_messages(&self, messages: &[ReceivedMessage]) -> Vec<String> {
+        let report = commit(messages, &self.catalog, &self.state, &self.config).await;
+        let failed = settle_lambda_batch(&self.queue, messages, &report.outcomes).await;
         info!(
             messages = messages.len(),
             failed = failed.len(),
@@ -115,7 +121,12 @@ impl Committer {
             already_committed = report.already_committed,
             "batch committed"
         );
-        batch_response(failed)
+        failed
+    }
+
+    /// The queue the committer is fed by.
+    pub fn queue(&self) -> &SqsQueue {
+        &self.queue
     }
 }
 

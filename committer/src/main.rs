@@ -1,17 +1,15 @@
 //! The committer Lambda: sets up logging, reads its settings, builds its AWS
 //! clients and the S3 Tables catalog once per cold start and hands each SQS
-//! batch to [`handler::Committer`].
+//! batch to [`Committer`].
 //!
 //! A missing or invalid variable ends the process before the runtime loop
 //! starts: Lambda reports it as an init error carrying the message.
 
-mod handler;
-
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use handler::{Committer, CommitterSettings};
 use lambda_runtime::{LambdaEvent, service_fn};
+use otlp2parquet_committer_lambda::handler::{Committer, CommitterSettings};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

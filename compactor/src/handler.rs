@@ -16,7 +16,7 @@ use otlp2parquet_aws::lambda::{batch_response, received_messages};
 use otlp2parquet_aws::{S3Store, SqsQueue, TableLocations};
 use otlp2parquet_compact::{CompactConfig, Stores, clean_scratch, compact};
 use otlp2parquet_core::Table;
-use otlp2parquet_core::ports::{ObjectStore, Queue};
+use otlp2parquet_core::ports::{ObjectStore, Queue, ReceivedMessage};
 use otlp2parquet_core::stage::settle_lambda_batch;
 use otlp2parquet_iceberg::NamespaceIdent;
 use otlp2parquet_iceberg::catalog::ensure_table;
@@ -199,14 +199,19 @@ impl Compactor {
     /// Compacts the files the event's messages name; the response reports the
     /// messages to hand back.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let messages = received_messages(&event);
+        batch_response(self.handle_messages(&received_messages(&event)).await)
+    }
+
+    /// Compacts what `messages` name; returns the ids of those to hand back
+    /// (the rest are done, or were moved to the dead-letter queue).
+    pub async fn handle_messages(&self, messages: &[ReceivedMessage]) -> Vec<String> {
         // One invocation at a time per execution environment: whatever is in
         // the scratch directory was left by one that died (a timeout).
         clean_scratch(&self.config.scratch_dir);
         // Plain mode: the compacted files are the product, nothing to commit.
         let commit_queue = self.commit_queue.as_ref().map(|q| q as &dyn Queue);
-        let report = compact(&messages, commit_queue, &self.stores, &self.config).await;
-        let failed = settle_lambda_batch(&self.queue, &messages, &report.outcomes).await;
+        let report = compact(messages, commit_queue, &self.stores, &self.config).await;
+        let failed = settle_lambda_batch(&self.queue, messages, &report.outcomes).await;
         info!(
             messages = messages.len(),
             failed = failed.len(),
@@ -216,7 +221,12 @@ impl Compactor {
             rows = report.rows,
             "batch compacted"
         );
-        batch_response(failed)
+        failed
+    }
+
+    /// The queue the compactor is fed by.
+    pub fn queue(&self) -> &SqsQueue {
+        &self.queue
     }
 }
 

@@ -1,17 +1,15 @@
 //! The compactor Lambda: sets up logging, reads its settings, builds its AWS
 //! clients once per cold start and hands each SQS batch to
-//! [`handler::Compactor`].
+//! [`Compactor`].
 //!
 //! A missing or invalid variable ends the process before the runtime loop
 //! starts: Lambda reports it as an init error carrying the message.
 
-mod handler;
-
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use handler::{Compactor, CompactorSettings};
 use lambda_runtime::{LambdaEvent, service_fn};
+use otlp2parquet_compactor_lambda::handler::{Compactor, CompactorSettings};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -154,6 +154,28 @@ pub async fn settle_lambda_batch(
     failed
 }
 
+/// Deletes every message of `messages` whose id is not in `failed`, as
+/// Lambda's SQS event source does with a partial batch response: the failed
+/// ones become visible again when their visibility timeout ends. Returns how
+/// many were deleted; a failed delete is only logged (the message comes back,
+/// and the stages recognise work already done).
+pub async fn delete_all_but(
+    queue: &dyn Queue,
+    messages: &[ReceivedMessage],
+    failed: &[String],
+) -> usize {
+    let mut deleted = 0;
+    for message in messages.iter().filter(|m| !failed.contains(&m.id)) {
+        match queue.delete(&message.receipt).await {
+            Ok(_) => deleted += 1,
+            Err(e) => {
+                warn!(queue = queue.name(), message = %message.id, error = %e, "could not delete a finished message")
+            }
+        }
+    }
+    deleted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
