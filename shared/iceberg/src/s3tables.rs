@@ -281,20 +281,24 @@ impl Catalog for S3TablesCatalog {
             .format(OpenTableFormat::Iceberg)
             .send()
             .await;
-        if let Err(e) = created {
-            return Err(if e.code() == Some("ConflictException") {
-                Error::new(
-                    ErrorKind::TableAlreadyExists,
-                    format!("table {ident} already exists"),
-                )
-            } else {
-                aws_error(&format!("creating {ident}"), e)
-            });
+        let already_exists = || {
+            Error::new(
+                ErrorKind::TableAlreadyExists,
+                format!("table {ident} already exists"),
+            )
+        };
+        match created {
+            Ok(_) => {}
+            // The table exists. If it has no metadata, a creation died between
+            // CreateTable and setting the pointer: finish it, or the table
+            // could never be loaded (nor created again).
+            Err(e) if e.code() == Some("ConflictException") => {}
+            Err(e) => return Err(aws_error(&format!("creating {ident}"), e)),
         }
-        // The table exists from here on, without metadata until the pointer
-        // is set; a creation that dies in between leaves a table that
-        // `load_table` reports as unfinished.
-        let (_, token, warehouse_location) = self.pointer(&ident).await?;
+        let (current, token, warehouse_location) = self.pointer(&ident).await?;
+        if current.is_some() {
+            return Err(already_exists());
+        }
         creation.location = Some(warehouse_location.clone());
         let metadata = TableMetadataBuilder::from_table_creation(creation)?
             .build()?
@@ -302,7 +306,14 @@ impl Catalog for S3TablesCatalog {
         let location = MetadataLocation::new_with_metadata(&warehouse_location, &metadata);
         metadata.write_to(&self.file_io, &location).await?;
         let location = location.to_string();
-        self.set_pointer(&ident, &location, &token).await?;
+        match self.set_pointer(&ident, &location, &token).await {
+            Ok(()) => {}
+            // A concurrent creation set it first: theirs is the table.
+            Err(e) if e.kind() == ErrorKind::CatalogCommitConflicts => {
+                return Err(already_exists());
+            }
+            Err(e) => return Err(e),
+        }
         self.table(ident, location, metadata)
     }
 
@@ -318,19 +329,14 @@ impl Catalog for S3TablesCatalog {
         Err(unsupported("purging a table"))
     }
 
+    /// Whether the table exists as an Iceberg table: one S3 Tables knows but
+    /// that has no metadata yet (an unfinished creation) does not, so that
+    /// creating it again finishes it.
     async fn table_exists(&self, table: &TableIdent) -> Result<bool> {
-        let result = self
-            .client
-            .get_table()
-            .table_bucket_arn(&self.table_bucket_arn)
-            .namespace(namespace_name(table.namespace())?)
-            .name(table.name())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(aws_error(&format!("looking up {table}"), e)),
+        match self.pointer(table).await {
+            Ok((metadata, _, _)) => Ok(metadata.is_some()),
+            Err(e) if e.kind() == ErrorKind::TableNotFound => Ok(false),
+            Err(e) => Err(e),
         }
     }
 

@@ -227,3 +227,36 @@ impl Hook for Forward {
         self.0.hook.before(op, key).await
     }
 }
+
+#[tokio::test]
+async fn a_creation_that_died_before_its_metadata_is_finished_by_the_next() {
+    let d = deployment().await;
+    // What a compactor that died right after CreateTable leaves: a table S3
+    // Tables knows, with no metadata.
+    d.control
+        .create_namespace()
+        .table_bucket_arn(&d.arn)
+        .namespace("otel")
+        .send()
+        .await
+        .unwrap();
+    d.control
+        .create_table()
+        .table_bucket_arn(&d.arn)
+        .namespace("otel")
+        .name("logs")
+        .format(aws_sdk_s3tables::types::OpenTableFormat::Iceberg)
+        .send()
+        .await
+        .unwrap();
+    let namespace = NamespaceIdent::new("otel".to_string());
+    let table = ensure_table(&d.catalog, &namespace, Table::Logs)
+        .await
+        .unwrap();
+    let files = d.data_files(table.metadata().location(), 40).await;
+    append_once(&d.catalog, table.identifier(), files, uuid::Uuid::now_v7())
+        .await
+        .unwrap();
+    let loaded = d.catalog.load_table(table.identifier()).await.unwrap();
+    assert_eq!(rows(&loaded).await, 40);
+}
