@@ -24,7 +24,7 @@ use otlp2parquet_iceberg::s3tables::S3TablesCatalog;
 use otlp2parquet_iceberg::storage::PortStorageFactory;
 use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
 use otlp2parquet_testkit::lambda_runtime_api::{
-    FunctionProcess, Invocation, RuntimeApi, lambda_environment,
+    FunctionProcess, RuntimeApi, batch_item_failures, lambda_environment,
 };
 use otlp2parquet_testkit::moto::{
     Moto, queue_with_dead_letter_queue, sdk_config, sqs_event, unique_name,
@@ -173,18 +173,6 @@ impl Deployment {
     }
 }
 
-fn failures(invocation: Invocation) -> Vec<String> {
-    let Invocation::Response(response) = invocation else {
-        panic!("the function failed: {invocation:?}");
-    };
-    response["batchItemFailures"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not a batch response: {response}"))
-        .iter()
-        .map(|failure| failure["itemIdentifier"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[tokio::test]
 async fn commits_each_compaction_once_and_dead_letters_the_poison_message() {
     let d = Deployment::new().await;
@@ -214,7 +202,7 @@ async fn commits_each_compaction_once_and_dead_letters_the_poison_message() {
     let api = RuntimeApi::start().await;
     let _function = d.start(d.environment(&api));
     assert_eq!(
-        failures(api.call(event.clone()).await),
+        batch_item_failures(api.call(event.clone()).await),
         Vec::<String>::new()
     );
     assert_eq!(d.rows().await, 200);
@@ -234,7 +222,10 @@ async fn commits_each_compaction_once_and_dead_letters_the_poison_message() {
         .as_array_mut()
         .unwrap()
         .retain(|record| record["body"] != "this is not a data-files message");
-    assert_eq!(failures(api.call(redelivered).await), Vec::<String>::new());
+    assert_eq!(
+        batch_item_failures(api.call(redelivered).await),
+        Vec::<String>::new()
+    );
     assert_eq!(d.rows().await, 200);
 }
 

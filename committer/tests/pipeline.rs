@@ -16,7 +16,8 @@ use otlp2parquet_core::{Signal, Table};
 use otlp2parquet_iceberg::s3tables::S3TablesCatalog;
 use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
 use otlp2parquet_testkit::lambda_runtime_api::{
-    FunctionProcess, Invocation, RuntimeApi, http_api_event, lambda_environment,
+    FunctionProcess, Invocation, RuntimeApi, batch_item_failures, http_api_event,
+    lambda_environment,
 };
 use otlp2parquet_testkit::moto::{
     Moto, queue_with_dead_letter_queue, sdk_config, sqs_event, unique_name,
@@ -37,18 +38,6 @@ fn sibling_binary(name: &str) -> String {
         path.display()
     );
     path.display().to_string()
-}
-
-fn failures(invocation: Invocation) -> Vec<String> {
-    let Invocation::Response(response) = invocation else {
-        panic!("the function failed: {invocation:?}");
-    };
-    response["batchItemFailures"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not a batch response: {response}"))
-        .iter()
-        .map(|failure| failure["itemIdentifier"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[tokio::test]
@@ -134,7 +123,7 @@ async fn otlp_requests_land_in_s3_tables_exactly_once_through_the_three_function
     // Compaction: one plan for the day's logs, announced to the committer.
     let raw_batch = sqs_event(&sqs, &compaction_queue, REQUESTS).await;
     assert_eq!(
-        failures(compactor_api.call(raw_batch.clone()).await),
+        batch_item_failures(compactor_api.call(raw_batch.clone()).await),
         Vec::<String>::new()
     );
     let commit_batch = sqs_event(&sqs, &commit_queue, 1).await;
@@ -148,7 +137,7 @@ async fn otlp_requests_land_in_s3_tables_exactly_once_through_the_three_function
 
     // Commit.
     assert_eq!(
-        failures(committer_api.call(commit_batch.clone()).await),
+        batch_item_failures(committer_api.call(commit_batch.clone()).await),
         Vec::<String>::new()
     );
     let catalog = S3TablesCatalog::over_s3(control, &arn, s3.clone()).unwrap();
@@ -181,11 +170,11 @@ async fn otlp_requests_land_in_s3_tables_exactly_once_through_the_three_function
 
     // At least once, everywhere: both batches again change nothing.
     assert_eq!(
-        failures(compactor_api.call(raw_batch).await),
+        batch_item_failures(compactor_api.call(raw_batch).await),
         Vec::<String>::new()
     );
     assert_eq!(
-        failures(committer_api.call(commit_batch).await),
+        batch_item_failures(committer_api.call(commit_batch).await),
         Vec::<String>::new()
     );
     let table = catalog.load_table(&ident).await.unwrap();

@@ -10,7 +10,7 @@ use otlp2parquet_core::parquet::ParquetWriterBuilder;
 use otlp2parquet_core::ports::FAILURE_REASON_ATTRIBUTE;
 use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
 use otlp2parquet_testkit::lambda_runtime_api::{
-    FunctionProcess, Invocation, RuntimeApi, lambda_environment,
+    FunctionProcess, RuntimeApi, batch_item_failures, lambda_environment,
 };
 use otlp2parquet_testkit::moto::{
     Moto, queue_with_dead_letter_queue, sdk_config, sqs_event, unique_name,
@@ -129,18 +129,6 @@ impl Deployment {
     }
 }
 
-fn failures(invocation: Invocation) -> Vec<String> {
-    let Invocation::Response(response) = invocation else {
-        panic!("the function failed: {invocation:?}");
-    };
-    response["batchItemFailures"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not a batch response: {response}"))
-        .iter()
-        .map(|failure| failure["itemIdentifier"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[tokio::test]
 async fn compacts_a_batch_dead_letters_the_poison_message_and_absorbs_redelivery() {
     let deployment = Deployment::new().await;
@@ -160,7 +148,7 @@ async fn compacts_a_batch_dead_letters_the_poison_message_and_absorbs_redelivery
     // The poison message is moved to the dead-letter queue by the function
     // (so it counts as handled), the others are compacted: nothing to hand back.
     assert_eq!(
-        failures(api.call(event.clone()).await),
+        batch_item_failures(api.call(event.clone()).await),
         Vec::<String>::new()
     );
     let compacted: Vec<String> = deployment
@@ -195,7 +183,10 @@ async fn compacts_a_batch_dead_letters_the_poison_message_and_absorbs_redelivery
         .as_array_mut()
         .unwrap()
         .retain(|record| record["body"] != "this is not a raw-file message");
-    assert_eq!(failures(api.call(redelivered).await), Vec::<String>::new());
+    assert_eq!(
+        batch_item_failures(api.call(redelivered).await),
+        Vec::<String>::new()
+    );
     let again: Vec<String> = deployment
         .keys("lake/otel/logs/data/")
         .await

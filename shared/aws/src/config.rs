@@ -61,6 +61,25 @@ pub fn environment() -> Variables<impl Fn(&str) -> Option<String>> {
     }
 }
 
+impl Variables<Box<dyn Fn(&str) -> Option<String>>> {
+    /// Exactly these variables (for tests and tools that build a
+    /// configuration without touching the process environment).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Variables {
+            lookup: Box::new(move |name| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            }),
+        }
+    }
+}
+
 impl<F: Fn(&str) -> Option<String>> Variables<F> {
     /// Variables from `lookup`.
     pub fn from_fn(lookup: F) -> Self {
@@ -215,16 +234,7 @@ mod tests {
     use super::*;
 
     fn variables(pairs: &[(&str, &str)]) -> Variables<impl Fn(&str) -> Option<String>> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Variables::from_fn(move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        })
+        Variables::from_pairs(pairs)
     }
 
     #[test]

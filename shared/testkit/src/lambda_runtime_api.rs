@@ -287,3 +287,25 @@ pub fn http_api_event(path: &str, headers: serde_json::Value, body: &[u8]) -> se
         "isBase64Encoded": true
     })
 }
+
+/// The ids an SQS-fed function reported as failed (`batchItemFailures`).
+///
+/// # Panics
+/// When the function failed, or answered something that is not a batch
+/// response.
+pub fn batch_item_failures(invocation: Invocation) -> Vec<String> {
+    let Invocation::Response(response) = invocation else {
+        panic!("the function failed: {invocation:?}");
+    };
+    response["batchItemFailures"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a batch response: {response}"))
+        .iter()
+        .map(|failure| {
+            failure["itemIdentifier"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a failure without an id: {failure}"))
+                .to_string()
+        })
+        .collect()
+}
