@@ -123,20 +123,11 @@ impl Committer {
         );
         failed
     }
-
-    /// The queue the committer is fed by.
-    pub fn queue(&self) -> &SqsQueue {
-        &self.queue
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn variables(pairs: &[(&str, &str)]) -> Variables<impl Fn(&str) -> Option<String>> {
-        Variables::from_pairs(pairs)
-    }
 
     const GOOD: [(&str, &str); 4] = [
         ("OTLP2PARQUET_CATALOG", "s3tables"),
@@ -153,7 +144,7 @@ mod tests {
 
     #[test]
     fn settings_and_defaults() {
-        let settings = CommitterSettings::from_variables(&variables(&GOOD)).unwrap();
+        let settings = CommitterSettings::from_variables(&Variables::from_pairs(&GOOD)).unwrap();
         assert_eq!(settings.namespace, "otel");
         assert_eq!(settings.state, ("state".into(), "pipeline".into()));
         assert_eq!(settings.pending_lease, Duration::from_secs(900));
@@ -171,7 +162,8 @@ mod tests {
             let mut pairs = GOOD.to_vec();
             pairs.retain(|(name, _)| *name != broken);
             pairs.push((broken, value));
-            let err = CommitterSettings::from_variables(&variables(&pairs)).unwrap_err();
+            let err =
+                CommitterSettings::from_variables(&Variables::from_pairs(&pairs)).unwrap_err();
             assert_eq!(err.variable, broken, "{err}");
         }
     }

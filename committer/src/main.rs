@@ -13,15 +13,7 @@ use otlp2parquet_committer_lambda::handler::{Committer, CommitterSettings};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        // CloudWatch adds its own timestamps and does not render colours.
-        .without_time()
-        .with_ansi(false)
-        .init();
+    otlp2parquet_aws::lambda::init_logging();
     let settings = CommitterSettings::from_variables(&otlp2parquet_aws::config::environment())
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let sdk = otlp2parquet_aws::load_sdk_config().await;

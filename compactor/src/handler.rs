@@ -223,26 +223,17 @@ impl Compactor {
         );
         failed
     }
-
-    /// The queue the compactor is fed by.
-    pub fn queue(&self) -> &SqsQueue {
-        &self.queue
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn variables(pairs: &[(&str, &str)]) -> Variables<impl Fn(&str) -> Option<String>> {
-        Variables::from_pairs(pairs)
-    }
-
     const QUEUE: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/compaction";
 
     #[test]
     fn defaults_follow_the_function_memory_and_the_warehouse() {
-        let settings = CompactorSettings::from_variables(&variables(&[
+        let settings = CompactorSettings::from_variables(&Variables::from_pairs(&[
             ("OTLP2PARQUET_CATALOG", "none"),
             ("OTLP2PARQUET_S3_BUCKET", "telemetry"),
             ("OTLP2PARQUET_S3_PREFIX", "lake"),
@@ -256,7 +247,7 @@ mod tests {
         assert_eq!(settings.scratch_dir, PathBuf::from(DEFAULT_SCRATCH_DIR));
         assert_eq!(settings.namespace, "otel");
 
-        let settings = CompactorSettings::from_variables(&variables(&[
+        let settings = CompactorSettings::from_variables(&Variables::from_pairs(&[
             ("OTLP2PARQUET_CATALOG", "none"),
             ("OTLP2PARQUET_S3_BUCKET", "telemetry"),
             ("OTLP2PARQUET_COMPACTION_QUEUE_URL", QUEUE),
@@ -280,17 +271,17 @@ mod tests {
             ),
             ("OTLP2PARQUET_COMPACTION_QUEUE_URL", QUEUE),
         ];
-        let err = CompactorSettings::from_variables(&variables(&base)).unwrap_err();
+        let err = CompactorSettings::from_variables(&Variables::from_pairs(&base)).unwrap_err();
         assert_eq!(err.variable, "OTLP2PARQUET_COMMIT_QUEUE_URL", "{err}");
         let mut pairs = base.to_vec();
         pairs.push((
             "OTLP2PARQUET_COMMIT_QUEUE_URL",
             "https://sqs.us-east-1.amazonaws.com/123456789012/commit.fifo",
         ));
-        let err = CompactorSettings::from_variables(&variables(&pairs)).unwrap_err();
+        let err = CompactorSettings::from_variables(&Variables::from_pairs(&pairs)).unwrap_err();
         assert_eq!(err.variable, "OTLP2PARQUET_STATE_URI", "{err}");
         pairs.push(("OTLP2PARQUET_STATE_URI", "s3://state/pipeline"));
-        let settings = CompactorSettings::from_variables(&variables(&pairs)).unwrap();
+        let settings = CompactorSettings::from_variables(&Variables::from_pairs(&pairs)).unwrap();
         assert_eq!(settings.state, ("state".into(), "pipeline".into()));
         assert!(matches!(settings.mode, Mode::S3Tables { .. }));
     }
@@ -311,7 +302,8 @@ mod tests {
             ];
             pairs.retain(|(name, _)| *name != broken);
             pairs.push((broken, value));
-            let err = CompactorSettings::from_variables(&variables(&pairs)).unwrap_err();
+            let err =
+                CompactorSettings::from_variables(&Variables::from_pairs(&pairs)).unwrap_err();
             assert_eq!(err.variable, broken, "{err}");
         }
     }

@@ -233,26 +233,22 @@ impl PlainWarehouse {
 mod tests {
     use super::*;
 
-    fn variables(pairs: &[(&str, &str)]) -> Variables<impl Fn(&str) -> Option<String>> {
-        Variables::from_pairs(pairs)
-    }
-
     #[test]
     fn errors_name_the_variable_and_what_it_should_hold() {
-        let err = variables(&[]).catalog().unwrap_err();
+        let err = Variables::from_pairs(&[]).catalog().unwrap_err();
         assert_eq!(err.variable, "OTLP2PARQUET_CATALOG");
         assert!(
             err.to_string().contains("not set; it should hold s3tables"),
             "{err}"
         );
-        let err = variables(&[("OTLP2PARQUET_CATALOG", "glue")])
+        let err = Variables::from_pairs(&[("OTLP2PARQUET_CATALOG", "glue")])
             .catalog()
             .unwrap_err();
         assert!(
             err.to_string().contains("\"glue\" is not a catalog"),
             "{err}"
         );
-        let err = variables(&[("OTLP2PARQUET_STATE_URI", "bucket/x")])
+        let err = Variables::from_pairs(&[("OTLP2PARQUET_STATE_URI", "bucket/x")])
             .s3_uri("OTLP2PARQUET_STATE_URI", "the state bucket")
             .unwrap_err();
         assert!(
@@ -260,11 +256,11 @@ mod tests {
                 .starts_with("OTLP2PARQUET_STATE_URI: \"bucket/x\" is not an s3://"),
             "{err}"
         );
-        let err = variables(&[("OTLP2PARQUET_ICEBERG_NAMESPACE", "My-Otel")])
+        let err = Variables::from_pairs(&[("OTLP2PARQUET_ICEBERG_NAMESPACE", "My-Otel")])
             .namespace()
             .unwrap_err();
         assert_eq!(err.variable, "OTLP2PARQUET_ICEBERG_NAMESPACE");
-        let err = variables(&[("OTLP2PARQUET_COMMIT_QUEUE_URL", "commit")])
+        let err = Variables::from_pairs(&[("OTLP2PARQUET_COMMIT_QUEUE_URL", "commit")])
             .queue_url("OTLP2PARQUET_COMMIT_QUEUE_URL")
             .unwrap_err();
         assert!(err.to_string().contains("is not a queue URL"), "{err}");
@@ -272,7 +268,7 @@ mod tests {
 
     #[test]
     fn values_and_defaults() {
-        let vars = variables(&[
+        let vars = Variables::from_pairs(&[
             ("OTLP2PARQUET_CATALOG", "none"),
             ("OTLP2PARQUET_S3_BUCKET", "telemetry"),
             ("OTLP2PARQUET_S3_PREFIX", "/otlp/"),

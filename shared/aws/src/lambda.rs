@@ -5,6 +5,20 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use otlp2parquet_core::ports::ReceivedMessage;
 
+/// Logging as a function's should be: `RUST_LOG` (default `info`), no
+/// timestamps (CloudWatch adds its own) and no colours (it does not render
+/// them).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .without_time()
+        .with_ansi(false)
+        .init();
+}
+
 /// The messages of `event`, as a stage takes them.
 pub fn received_messages(event: &SqsEvent) -> Vec<ReceivedMessage> {
     event.records.iter().map(received_message).collect()
