@@ -216,9 +216,19 @@ pub struct ServeArgs {
     /// Where tables are committed: `sqlite` (an Iceberg SQL catalog in
     /// <warehouse>/catalog.db), `rest` (the Iceberg REST catalog at --rest-uri;
     /// implied by setting it) or `none` (plain Parquet: compacted files under
-    /// <warehouse>/<namespace>/<table>/data/, no catalog).
+    /// <warehouse>/<namespace>/<table>/data/, no catalog). With
+    /// --compaction-queue-url also `s3tables`, as the AWS functions read it.
     #[arg(long, value_enum, default_value_t = CatalogKind::Sqlite, env = "OTLP2PARQUET_CATALOG")]
     pub catalog: CatalogKind,
+    /// Run as the AWS pipeline's ingest stage instead of the whole pipeline:
+    /// each request's raw Parquet goes to S3 and a message naming it to this
+    /// SQS queue before the client's 200; the compactor and committer
+    /// (functions, or `otlp2parquet worker`) do the rest. S3 and SQS are
+    /// configured as for the ingest function: OTLP2PARQUET_STATE_URI (Iceberg
+    /// modes) or OTLP2PARQUET_S3_BUCKET/_PREFIX (--catalog none), and the AWS
+    /// SDK's variables (AWS_REGION, AWS_ENDPOINT_URL, ...).
+    #[arg(long, env = "OTLP2PARQUET_COMPACTION_QUEUE_URL")]
+    pub compaction_queue_url: Option<String>,
     /// URI of an Iceberg REST catalog to commit to instead of the embedded one
     /// (data files still go to --warehouse, which the server must be able to name).
     #[arg(long, env = "OTLP2PARQUET_ICEBERG_REST_URI")]
@@ -277,6 +287,21 @@ pub enum CatalogKind {
     Rest,
     /// No catalog: plain Parquet files.
     None,
+    /// S3 Tables: only as the AWS pipeline's ingest stage
+    /// (--compaction-queue-url), where the committer commits to it.
+    S3tables,
+}
+
+impl CatalogKind {
+    /// The value as written in OTLP2PARQUET_CATALOG.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CatalogKind::Sqlite => "sqlite",
+            CatalogKind::Rest => "rest",
+            CatalogKind::None => "none",
+            CatalogKind::S3tables => "s3tables",
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ mod convert;
 mod dlq;
 mod flags;
 mod generate;
+mod ingest_stage;
 mod input;
 mod query;
 mod serve;

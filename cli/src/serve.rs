@@ -23,6 +23,7 @@ use otlp2parquet_iceberg::catalog::{
     CATALOG_FILE, CATALOG_NAME, open_local_catalog, open_rest_catalog,
 };
 use otlp2parquet_iceberg::commit::{CommitConfig, commit};
+use otlp2parquet_iceberg::deployment::RestSettings;
 use otlp2parquet_local::{LocalFsStore, SqliteQueues, WalConfig, WalIngestor};
 use tokio::sync::watch;
 use tracing::{error, info};
@@ -92,7 +93,8 @@ fn banner(addr: SocketAddr, warehouse: &Path, args: &ServeArgs, flush: Duration)
                 args.rest_uri.as_deref().unwrap_or("-")
             ),
         ),
-        CatalogKind::None => (
+        // s3tables is refused before: only the AWS pipeline writes there.
+        CatalogKind::None | CatalogKind::S3tables => (
             format!("plain Parquet files (no catalog) under {wh}/{namespace}/<table>/data/"),
             format!(
                 "  duckdb: SELECT * FROM read_parquet('{wh}/{namespace}/logs/data/*/*.parquet');"
@@ -121,7 +123,8 @@ Look at it (after the next flush):
     );
 }
 
-async fn shutdown_signal(tx: watch::Sender<bool>) {
+/// Sends `true` on `tx` at the first SIGINT (Ctrl-C) or SIGTERM.
+pub(crate) async fn shutdown_signal(tx: watch::Sender<bool>) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let term = async {
@@ -136,7 +139,7 @@ async fn shutdown_signal(tx: watch::Sender<bool>) {
         _ = ctrl_c => {},
         _ = term => {},
     }
-    info!("shutting down: no new requests, committing what was accepted");
+    info!("shutting down: no new requests, finishing what was accepted");
     let _ = tx.send(true);
 }
 
@@ -152,23 +155,56 @@ struct Flusher {
     telemetry: Arc<Telemetry>,
 }
 
-/// Settings of the original design that this build cannot honour yet: better to
-/// refuse to start than to write somewhere the user did not ask for.
-const NOT_YET_SUPPORTED: [&str; 2] = ["OTLP2PARQUET_S3_BUCKET", "OTLP2PARQUET_S3_REGION"];
+/// Settings of the AWS pipeline that mean nothing to the embedded one: better to
+/// refuse to start than to write locally when the user asked for S3.
+const AWS_ONLY: [&str; 3] = [
+    "OTLP2PARQUET_S3_BUCKET",
+    "OTLP2PARQUET_S3_REGION",
+    "OTLP2PARQUET_STATE_URI",
+];
+
+/// The REST catalog's address and authentication: the flags, and the
+/// `OTLP2PARQUET_ICEBERG_REST_*` variables the functions read (SigV4, OAuth2).
+async fn rest_catalog_config(
+    args: &ServeArgs,
+) -> anyhow::Result<otlp2parquet_iceberg::rest::RestCatalogConfig> {
+    let (uri, token) = (args.rest_uri.clone(), args.rest_token.clone());
+    let variables = otlp2parquet_aws::config::Variables::from_fn(move |name: &str| match name {
+        "OTLP2PARQUET_ICEBERG_REST_URI" => uri.clone(),
+        "OTLP2PARQUET_ICEBERG_REST_TOKEN" => token.clone(),
+        _ => std::env::var(name).ok(),
+    });
+    let settings = RestSettings::from_variables(&variables, None).map_err(|e| {
+        anyhow::anyhow!("{e} (--rest-uri and --rest-token set the first two of these)")
+    })?;
+    // Only SigV4 needs the AWS configuration: without it, a laptop with no
+    // AWS set-up need not wait for the SDK to look for a region.
+    let sdk = match settings.signs_with_sigv4() {
+        true => Some(otlp2parquet_aws::load_sdk_config().await),
+        false => None,
+    };
+    Ok(settings.config(sdk.as_ref())?)
+}
 
 async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     if args.rest_uri.is_some() && args.catalog == CatalogKind::Sqlite {
         args.catalog = CatalogKind::Rest;
     }
-    if let Some(var) = NOT_YET_SUPPORTED
-        .into_iter()
-        .find(|v| std::env::var_os(v).is_some())
-    {
+    if let Some(url) = args.compaction_queue_url.clone() {
+        return crate::ingest_stage::serve(&args, &url).await;
+    }
+    if let Some(var) = AWS_ONLY.into_iter().find(|v| std::env::var_os(v).is_some()) {
         anyhow::bail!(
-            "{var} is set, but serve writes only to a local warehouse so far \
-             (S3 comes with the AWS deployment); unset {var} to run locally"
+            "{var} is set, but without --compaction-queue-url (OTLP2PARQUET_COMPACTION_QUEUE_URL) \
+             serve runs the embedded pipeline in a local warehouse: set the queue URL to run as \
+             the AWS pipeline's ingest stage, or unset {var} to run locally"
         );
     }
+    anyhow::ensure!(
+        args.catalog != CatalogKind::S3tables,
+        "--catalog s3tables: the embedded pipeline cannot write to S3 Tables; run the AWS \
+         pipeline (serve --compaction-queue-url as its ingest stage, see the README's \"On AWS\")"
+    );
     anyhow::ensure!(
         args.flush_interval_secs.is_finite() && args.flush_interval_secs > 0.0,
         "--flush-interval must be a positive number of seconds, got {}",
@@ -193,18 +229,13 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("opening the catalog in {}", warehouse.display()))?,
         )),
         CatalogKind::Rest => {
-            let uri = args.rest_uri.as_deref().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "--catalog rest needs --rest-uri (or OTLP2PARQUET_ICEBERG_REST_URI)"
-                )
-            })?;
-            Some(Arc::new(
-                open_rest_catalog(uri, args.rest_token.as_deref())
-                    .await
-                    .with_context(|| format!("connecting to the REST catalog at {uri}"))?,
-            ))
+            let config = rest_catalog_config(&args).await?;
+            let uri = config.uri.clone();
+            Some(Arc::new(open_rest_catalog(config).await.with_context(
+                || format!("connecting to the REST catalog at {uri}"),
+            )?))
         }
-        CatalogKind::None => None,
+        CatalogKind::None | CatalogKind::S3tables => None,
     };
     let queues = SqliteQueues::open(&warehouse.join(QUEUE_FILE)).await?;
     // This process is the queues' only consumer: what is in flight now was taken

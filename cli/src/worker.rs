@@ -40,11 +40,7 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
             WorkerStage::Commit => Settings::Commit(CommitterSettings::from_variables(&variables)?),
         };
         let sdk = otlp2parquet_aws::load_sdk_config().await;
-        let (s3, sqs) = (
-            otlp2parquet_aws::s3_client(&sdk),
-            otlp2parquet_aws::sqs_client(&sdk),
-        );
-        let s3tables = aws_sdk_s3tables::Client::new(&sdk);
+        let sqs = otlp2parquet_aws::sqs_client(&sdk);
         // A batch job stops at the first empty receive: no use waiting long.
         let wait = if args.exit_when_empty {
             Duration::from_secs(1)
@@ -53,7 +49,7 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
         };
         match settings {
             Settings::Compact(settings) => {
-                let compactor = Compactor::new(&settings, s3, s3tables, sqs.clone())
+                let compactor = Compactor::new(&settings, &sdk)
                     .await
                     .map_err(|e| anyhow::anyhow!(e))
                     .context("setting up the compactor")?;
@@ -62,7 +58,9 @@ pub fn run(args: WorkerArgs) -> anyhow::Result<()> {
                 poll(&source, &args, &compactor).await
             }
             Settings::Commit(settings) => {
-                let committer = Committer::new(&settings, s3, s3tables, sqs.clone())
+                let committer = Committer::new(&settings, &sdk)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e))
                     .context("setting up the committer")?;
                 let source = SqsQueue::new(sqs, &settings.commit_queue_url).with_long_polling(wait);
                 poll(&source, &args, &committer).await

@@ -8,16 +8,17 @@
 //! of its group (one group per table), as Lambda requires of FIFO queues, and
 //! a poison one is moved to the dead-letter queue with its reason.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use otlp2parquet_aws::config::{CatalogKind, ConfigError, Variables};
+use otlp2parquet_aws::config::{ConfigError, Variables};
 use otlp2parquet_aws::lambda::{batch_response, received_messages};
 use otlp2parquet_aws::{S3Store, SqsQueue};
 use otlp2parquet_core::ports::ReceivedMessage;
 use otlp2parquet_core::stage::settle_lambda_batch;
 use otlp2parquet_iceberg::commit::{CommitConfig, commit};
-use otlp2parquet_iceberg::s3tables::S3TablesCatalog;
+use otlp2parquet_iceberg::deployment::CatalogSettings;
 use tracing::info;
 
 /// Lambda's longest function timeout: a pending commit older than this was
@@ -27,8 +28,8 @@ const DEFAULT_LEASE_SECS: usize = 900;
 /// What the committer function reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitterSettings {
-    /// The table bucket's ARN.
-    pub table_bucket_arn: String,
+    /// The catalog the tables are in.
+    pub catalog: CatalogSettings,
     /// The namespace of the tables.
     pub namespace: String,
     /// Bucket and prefix of the commit ledger.
@@ -45,19 +46,15 @@ impl CommitterSettings {
     pub fn from_variables<F: Fn(&str) -> Option<String>>(
         variables: &Variables<F>,
     ) -> Result<Self, ConfigError> {
-        let catalog = variables.catalog()?;
-        if catalog != CatalogKind::S3Tables {
-            return Err(ConfigError::new(
+        let catalog = CatalogSettings::from_variables(variables)?.ok_or_else(|| {
+            ConfigError::new(
                 "OTLP2PARQUET_CATALOG",
-                format!(
-                    "{catalog}: the committer function commits to S3 Tables only for now; set it \
-                     to s3tables (with OTLP2PARQUET_ICEBERG_WAREHOUSE = the table bucket's ARN)"
-                ),
-            ));
-        }
-        let arn = variables.table_bucket_arn()?;
+                "none: plain mode has nothing to commit, so it runs no committer; set it to \
+                 s3tables or rest",
+            )
+        })?;
         Ok(CommitterSettings {
-            table_bucket_arn: arn,
+            catalog,
             namespace: variables.namespace()?,
             state: variables.s3_uri(
                 "OTLP2PARQUET_STATE_URI",
@@ -73,27 +70,29 @@ impl CommitterSettings {
 
 /// The committer, with the clients built once per cold start.
 pub struct Committer {
-    catalog: S3TablesCatalog,
+    catalog: Arc<dyn iceberg::Catalog>,
     state: S3Store,
     queue: SqsQueue,
     config: CommitConfig,
 }
 
 impl Committer {
-    /// The committer of `settings` over the clients; call it on the runtime
-    /// that will run it.
-    pub fn new(
+    /// The committer of `settings`, its clients built from `sdk`; a REST
+    /// catalog is asked for its configuration here.
+    pub async fn new(
         settings: &CommitterSettings,
-        s3: aws_sdk_s3::Client,
-        s3tables: aws_sdk_s3tables::Client,
-        sqs: aws_sdk_sqs::Client,
-    ) -> Result<Self, iceberg::Error> {
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let s3 = otlp2parquet_aws::s3_client(sdk);
         // Metadata and manifests go through the same S3 client as everything else.
-        let catalog = S3TablesCatalog::over_s3(s3tables, &settings.table_bucket_arn, s3.clone())?;
+        let catalog = settings.catalog.open(sdk, s3.clone()).await?;
         Ok(Committer {
             catalog,
             state: S3Store::new(s3, &settings.state.0, &settings.state.1),
-            queue: SqsQueue::new(sqs, &settings.commit_queue_url),
+            queue: SqsQueue::new(
+                otlp2parquet_aws::sqs_client(sdk),
+                &settings.commit_queue_url,
+            ),
             config: CommitConfig {
                 namespace: settings.namespace.clone(),
                 pending_lease: settings.pending_lease,
@@ -110,7 +109,7 @@ impl Committer {
     /// Commits what `messages` announce; returns the ids of those to hand
     /// back (with, in a FIFO queue, every later message of their groups).
     pub async fn handle_messages(&self, messages: &[ReceivedMessage]) -> Vec<String> {
-        let report = commit(messages, &self.catalog, &self.state, &self.config).await;
+        let report = commit(messages, self.catalog.as_ref(), &self.state, &self.config).await;
         let failed = settle_lambda_batch(&self.queue, messages, &report.outcomes).await;
         info!(
             messages = messages.len(),

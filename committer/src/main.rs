@@ -1,5 +1,5 @@
 //! The committer Lambda: sets up logging, reads its settings, builds its AWS
-//! clients and the S3 Tables catalog once per cold start and hands each SQS
+//! clients and the catalog once per cold start and hands each SQS
 //! batch to [`Committer`].
 //!
 //! A missing or invalid variable ends the process before the runtime loop
@@ -17,12 +17,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let settings = CommitterSettings::from_variables(&otlp2parquet_aws::config::environment())
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let sdk = otlp2parquet_aws::load_sdk_config().await;
-    let committer = Arc::new(Committer::new(
-        &settings,
-        otlp2parquet_aws::s3_client(&sdk),
-        aws_sdk_s3tables::Client::new(&sdk),
-        otlp2parquet_aws::sqs_client(&sdk),
-    )?);
+    let committer = Arc::new(
+        Committer::new(&settings, &sdk)
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "cannot reach the catalog"))?,
+    );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let committer = committer.clone();
         async move { Ok::<_, lambda_runtime::Error>(committer.handle(event.payload).await) }

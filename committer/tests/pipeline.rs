@@ -1,19 +1,26 @@
-//! The three functions chained, in S3 Tables mode, against moto: OTLP
+//! The three functions chained against moto, in both Iceberg modes: OTLP
 //! requests as API Gateway events → the ingest binary (raw files in the state
 //! bucket, a message on the compaction queue) → the compactor binary
-//! (compacted files in the table's S3 Tables location, "data files ready" on
-//! the FIFO commit queue) → the committer binary (appends) → rows read back
-//! by iceberg's scan, each exactly once; every batch redelivered adds nothing.
+//! (compacted files in the table's location, "data files ready" on the FIFO
+//! commit queue) → the committer binary (appends) → rows read back by
+//! iceberg's scan, each exactly once; every batch redelivered adds nothing.
+//!
+//! The catalog is S3 Tables' control plane (moto's), or an Iceberg REST
+//! catalog (rustberg, tables on moto's S3) behind a front door that checks
+//! every request's SigV4 signature as S3 Tables' Iceberg endpoint would.
 //!
 //! Each binary runs under its own Runtime API stand-in; the test plays
 //! Lambda's event source mappings, turning queue messages into SQS events.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use iceberg::{Catalog, NamespaceIdent, TableIdent};
 use otlp2parquet_aws::{s3_client, sqs_client};
 use otlp2parquet_core::{Signal, Table};
+use otlp2parquet_iceberg::rest::{RestAuth, RestCatalog, RestCatalogConfig, SigV4};
 use otlp2parquet_iceberg::s3tables::S3TablesCatalog;
+use otlp2parquet_iceberg::storage::PortStorageFactory;
 use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
 use otlp2parquet_testkit::lambda_runtime_api::{
     FunctionProcess, Invocation, RuntimeApi, batch_item_failures, http_api_event,
@@ -22,6 +29,7 @@ use otlp2parquet_testkit::lambda_runtime_api::{
 use otlp2parquet_testkit::moto::{
     Moto, queue_with_dead_letter_queue, sdk_config, sqs_event, unique_name,
 };
+use otlp2parquet_testkit::rest_catalog::{FrontDoor, Rustberg};
 use otlp2parquet_testkit::scan::current_rows;
 use serde_json::{Value, json};
 
@@ -44,7 +52,6 @@ fn sibling_binary(name: &str) -> String {
 async fn otlp_requests_land_in_s3_tables_exactly_once_through_the_three_functions() {
     let moto = Moto::start();
     let config = sdk_config(&moto.endpoint).await;
-    let (s3, sqs) = (s3_client(&config), sqs_client(&config));
     let control = aws_sdk_s3tables::Client::new(&config);
     let arn = control
         .create_table_bucket()
@@ -54,6 +61,72 @@ async fn otlp_requests_land_in_s3_tables_exactly_once_through_the_three_function
         .unwrap()
         .arn()
         .to_string();
+    let catalog = S3TablesCatalog::over_s3(control, &arn, s3_client(&config)).unwrap();
+    let environment = [
+        ("OTLP2PARQUET_CATALOG", "s3tables".to_string()),
+        ("OTLP2PARQUET_ICEBERG_WAREHOUSE", arn),
+    ];
+    let location = chain(&moto, &environment, &catalog).await;
+    assert!(location.ends_with("--table-s3"), "{location}");
+}
+
+#[tokio::test]
+async fn otlp_requests_land_in_a_sigv4_rest_catalog_exactly_once_through_the_three_functions() {
+    const ARN: &str = "arn:aws:s3tables:us-east-1:123456789012:bucket/telemetry";
+    let moto = Moto::start();
+    let config = sdk_config(&moto.endpoint).await;
+    let s3 = s3_client(&config);
+    let warehouse = unique_name("warehouse");
+    s3.create_bucket().bucket(&warehouse).send().await.unwrap();
+    let server = Rustberg::on_s3(&moto.endpoint, &warehouse);
+    let door = FrontDoor::sigv4(&server, "s3tables", ARN);
+    let environment = [
+        ("OTLP2PARQUET_CATALOG", "rest".to_string()),
+        ("OTLP2PARQUET_ICEBERG_REST_URI", door.uri.clone()),
+        ("OTLP2PARQUET_ICEBERG_WAREHOUSE", ARN.to_string()),
+        // A local address is no AWS endpoint: say how to sign.
+        ("OTLP2PARQUET_ICEBERG_REST_AUTH", "sigv4".to_string()),
+        (
+            "OTLP2PARQUET_ICEBERG_REST_SIGNING_NAME",
+            "s3tables".to_string(),
+        ),
+    ];
+    let catalog = RestCatalog::connect(
+        RestCatalogConfig {
+            uri: door.uri.clone(),
+            warehouse: Some(ARN.to_string()),
+            auth: RestAuth::SigV4(SigV4 {
+                signing_name: "s3tables".to_string(),
+                region: "us-east-1".to_string(),
+                credentials: config.credentials_provider().unwrap(),
+            }),
+        },
+        Arc::new(PortStorageFactory::over_s3(s3)),
+    )
+    .await
+    .unwrap();
+    let location = chain(&moto, &environment, &catalog).await;
+    assert!(
+        location.starts_with(&format!("s3://{warehouse}/warehouse/")),
+        "{location}"
+    );
+    assert_eq!(
+        door.refused(),
+        0,
+        "every signed request passed botocore's check"
+    );
+}
+
+/// Runs requests through the three functions configured by `catalog_environment`,
+/// checks the rows in `catalog` (and that redelivery adds nothing); returns the
+/// logs table's location.
+async fn chain(
+    moto: &Moto,
+    catalog_environment: &[(&str, String)],
+    catalog: &dyn Catalog,
+) -> String {
+    let config = sdk_config(&moto.endpoint).await;
+    let (s3, sqs) = (s3_client(&config), sqs_client(&config));
     let state = unique_name("state");
     s3.create_bucket().bucket(&state).send().await.unwrap();
     let (compaction_queue, _) = queue_with_dead_letter_queue(&sqs, false, 3).await;
@@ -65,8 +138,6 @@ async fn otlp_requests_land_in_s3_tables_exactly_once_through_the_three_function
         environment.extend(
             [
                 ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
-                ("OTLP2PARQUET_CATALOG", "s3tables".into()),
-                ("OTLP2PARQUET_ICEBERG_WAREHOUSE", arn.clone()),
                 ("OTLP2PARQUET_STATE_URI", format!("s3://{state}/pipeline")),
                 (
                     "OTLP2PARQUET_COMPACTION_QUEUE_URL",
@@ -76,6 +147,11 @@ async fn otlp_requests_land_in_s3_tables_exactly_once_through_the_three_function
                 ("OTLP2PARQUET_SCRATCH_DIR", scratch.display().to_string()),
             ]
             .map(|(k, v)| (k.to_string(), v)),
+        );
+        environment.extend(
+            catalog_environment
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone())),
         );
         FunctionProcess::start(binary, environment)
     };
@@ -140,7 +216,6 @@ async fn otlp_requests_land_in_s3_tables_exactly_once_through_the_three_function
         batch_item_failures(committer_api.call(commit_batch.clone()).await),
         Vec::<String>::new()
     );
-    let catalog = S3TablesCatalog::over_s3(control, &arn, s3.clone()).unwrap();
     let ident = TableIdent::new(
         NamespaceIdent::new("otel".to_string()),
         Table::Logs.name().to_string(),
@@ -153,7 +228,7 @@ async fn otlp_requests_land_in_s3_tables_exactly_once_through_the_three_function
             .sum::<usize>()
     };
     let table = catalog.load_table(&ident).await.unwrap();
-    assert!(table.metadata().location().ends_with("--table-s3"));
+    let location = table.metadata().location().to_string();
     assert_eq!(rows(table).await, REQUESTS * RECORDS);
     let raw_left = s3
         .list_objects_v2()
@@ -180,4 +255,5 @@ async fn otlp_requests_land_in_s3_tables_exactly_once_through_the_three_function
     let table = catalog.load_table(&ident).await.unwrap();
     assert_eq!(table.metadata().snapshots().count(), 1);
     assert_eq!(rows(table).await, REQUESTS * RECORDS);
+    location
 }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use otlp2parquet_aws::config::{CatalogKind, ConfigError, PlainWarehouse, Variables};
+use otlp2parquet_aws::config::{ConfigError, PlainWarehouse, Variables};
 use otlp2parquet_aws::lambda::{batch_response, received_messages};
 use otlp2parquet_aws::{S3Store, SqsQueue, TableLocations};
 use otlp2parquet_compact::{CompactConfig, Stores, clean_scratch, compact};
@@ -20,7 +20,7 @@ use otlp2parquet_core::ports::{ObjectStore, Queue, ReceivedMessage};
 use otlp2parquet_core::stage::settle_lambda_batch;
 use otlp2parquet_iceberg::NamespaceIdent;
 use otlp2parquet_iceberg::catalog::ensure_table;
-use otlp2parquet_iceberg::s3tables::S3TablesCatalog;
+use otlp2parquet_iceberg::deployment::CatalogSettings;
 use tracing::info;
 
 /// Where sort spills and outputs being written go unless
@@ -33,12 +33,12 @@ pub enum Mode {
     /// Plain Parquet: raw and compacted files in this bucket; the compacted
     /// files are the product.
     Plain(PlainWarehouse),
-    /// S3 Tables: raw files in the state bucket, compacted files in each
-    /// table's location (tables created on first use), announced to the
-    /// committer through the FIFO commit queue.
-    S3Tables {
-        /// The table bucket's ARN.
-        table_bucket_arn: String,
+    /// Iceberg (S3 Tables, or a REST catalog): raw files in the state
+    /// bucket, compacted files in each table's location (tables created on
+    /// first use), announced to the committer through the FIFO commit queue.
+    Iceberg {
+        /// The catalog the tables are in.
+        catalog: CatalogSettings,
         /// Where "data files ready" messages go.
         commit_queue_url: String,
     },
@@ -72,8 +72,8 @@ impl CompactorSettings {
         const STATE: &str = "OTLP2PARQUET_STATE_URI";
         const STATE_WHAT: &str =
             "the general-purpose bucket (and prefix) for the stages' records, s3://bucket/prefix";
-        let (mode, state) = match variables.catalog()? {
-            CatalogKind::None => {
+        let (mode, state) = match CatalogSettings::from_variables(variables)? {
+            None => {
                 let warehouse = PlainWarehouse::from_variables(variables)?;
                 let state = match variables.optional(STATE) {
                     // Plain mode's bucket is a general-purpose one: the records
@@ -83,22 +83,15 @@ impl CompactorSettings {
                 };
                 (Mode::Plain(warehouse), state)
             }
-            CatalogKind::S3Tables => (
-                Mode::S3Tables {
-                    table_bucket_arn: variables.table_bucket_arn()?,
+            Some(catalog) => (
+                Mode::Iceberg {
+                    catalog,
                     commit_queue_url: variables.queue_url("OTLP2PARQUET_COMMIT_QUEUE_URL")?,
                 },
                 // Claims must be conditional, listable and deletable: never
-                // in the table bucket.
+                // in a table bucket.
                 variables.s3_uri(STATE, STATE_WHAT)?,
             ),
-            CatalogKind::Rest => {
-                return Err(ConfigError::new(
-                    "OTLP2PARQUET_CATALOG",
-                    "rest: the compactor function runs plain mode (none) and S3 Tables \
-                     (s3tables) for now; run `otlp2parquet serve` for a REST catalog",
-                ));
-            }
         };
         let target_file_mib = variables.number("OTLP2PARQUET_TARGET_FILE_MIB", 128)?;
         // Half the function's memory by default: the rest holds the runtime,
@@ -143,15 +136,17 @@ pub struct Compactor {
 }
 
 impl Compactor {
-    /// The compactor of `settings` over the clients. In S3 Tables mode this
-    /// creates the tables that do not exist yet, to learn where S3 Tables
-    /// puts each: a few control-plane calls per cold start.
+    /// The compactor of `settings`, its clients built from `sdk`. With a
+    /// catalog this creates the tables that do not exist yet, to learn where
+    /// the catalog puts each: a few catalog calls per cold start.
     pub async fn new(
         settings: &CompactorSettings,
-        s3: aws_sdk_s3::Client,
-        s3tables: aws_sdk_s3tables::Client,
-        sqs: aws_sdk_sqs::Client,
+        sdk: &aws_config::SdkConfig,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let (s3, sqs) = (
+            otlp2parquet_aws::s3_client(sdk),
+            otlp2parquet_aws::sqs_client(sdk),
+        );
         let state: Arc<dyn ObjectStore> = Arc::new(S3Store::new(
             s3.clone(),
             &settings.state.0,
@@ -162,15 +157,15 @@ impl Compactor {
                 Arc::new(S3Store::new(s3, &warehouse.bucket, &warehouse.prefix)),
                 None,
             ),
-            Mode::S3Tables {
-                table_bucket_arn,
+            Mode::Iceberg {
+                catalog,
                 commit_queue_url,
             } => {
-                let catalog = S3TablesCatalog::over_s3(s3tables, table_bucket_arn, s3.clone())?;
+                let catalog = catalog.open(sdk, s3.clone()).await?;
                 let namespace = NamespaceIdent::new(settings.namespace.clone());
                 let mut locations = BTreeMap::new();
                 for table in Table::ALL {
-                    let created = ensure_table(&catalog, &namespace, table).await?;
+                    let created = ensure_table(catalog.as_ref(), &namespace, table).await?;
                     locations.insert(
                         table.name().to_string(),
                         created.metadata().location().to_string(),
@@ -283,7 +278,13 @@ mod tests {
         pairs.push(("OTLP2PARQUET_STATE_URI", "s3://state/pipeline"));
         let settings = CompactorSettings::from_variables(&Variables::from_pairs(&pairs)).unwrap();
         assert_eq!(settings.state, ("state".into(), "pipeline".into()));
-        assert!(matches!(settings.mode, Mode::S3Tables { .. }));
+        assert!(matches!(
+            settings.mode,
+            Mode::Iceberg {
+                catalog: CatalogSettings::S3Tables { .. },
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -293,7 +294,7 @@ mod tests {
             ("OTLP2PARQUET_STATE_URI", "state-bucket"),
             ("OTLP2PARQUET_COMPACTION_MEMORY_MIB", "a lot"),
             ("OTLP2PARQUET_TARGET_FILE_MIB", "0"),
-            ("OTLP2PARQUET_CATALOG", "rest"),
+            ("OTLP2PARQUET_CATALOG", "glue"),
         ] {
             let mut pairs = vec![
                 ("OTLP2PARQUET_CATALOG", "none"),

@@ -18,14 +18,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let sdk = otlp2parquet_aws::load_sdk_config().await;
     let compactor = Arc::new(
-        Compactor::new(
-            &settings,
-            otlp2parquet_aws::s3_client(&sdk),
-            aws_sdk_s3tables::Client::new(&sdk),
-            otlp2parquet_aws::sqs_client(&sdk),
-        )
-        .await
-        .inspect_err(|e| tracing::error!(error = %e, "cannot reach the tables"))?,
+        Compactor::new(&settings, &sdk)
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "cannot reach the tables"))?,
     );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let compactor = compactor.clone();

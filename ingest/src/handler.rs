@@ -48,20 +48,13 @@ impl IngestSettings {
             // Raw files go to the state bucket, where the compactor can
             // delete them once compacted (a table bucket cannot delete), and
             // outside every table: no catalog is needed to write them.
-            CatalogKind::S3Tables => {
+            CatalogKind::S3Tables | CatalogKind::Rest => {
                 let (bucket, prefix) = variables.s3_uri(
                     "OTLP2PARQUET_STATE_URI",
                     "the general-purpose bucket (and prefix) raw files and the stages' records \
                      go to, s3://bucket/prefix",
                 )?;
                 PlainWarehouse { bucket, prefix }
-            }
-            CatalogKind::Rest => {
-                return Err(ConfigError::new(
-                    "OTLP2PARQUET_CATALOG",
-                    "rest: the ingest function writes plain mode (none) and S3 Tables (s3tables) \
-                     for now; run `otlp2parquet serve` for a REST catalog",
-                ));
             }
         };
         Ok(IngestSettings {

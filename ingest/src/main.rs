@@ -5,9 +5,7 @@
 //! A missing or invalid variable ends the process before the runtime loop
 //! starts: Lambda reports it as an init error carrying the message.
 
-mod handler;
-
-use handler::IngestSettings;
+use otlp2parquet_ingest_lambda::handler::{self, IngestSettings};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

@@ -21,6 +21,7 @@ use otlp2parquet_core::schema::TableDefinition;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::rest::{RestCatalog, RestCatalogConfig};
 
 pub use otlp2parquet_core::DEFAULT_NAMESPACE;
 /// The catalog name stored in the SQL catalog's rows: PyIceberg must open the
@@ -57,22 +58,11 @@ pub async fn open_local_catalog(warehouse: &Path) -> Result<SqlCatalog> {
         .await?)
 }
 
-/// Opens the Iceberg REST catalog at `uri` (with a bearer `token` if given).
-/// Table locations are the server's to choose; the files are written by this
-/// process, so they must be local paths it can reach (`file://`), as for the
-/// embedded catalog.
-pub async fn open_rest_catalog(
-    uri: &str,
-    token: Option<&str>,
-) -> Result<iceberg_catalog_rest::RestCatalog> {
-    let mut props = HashMap::from([("uri".to_string(), uri.to_string())]);
-    if let Some(token) = token {
-        props.insert("token".to_string(), token.to_string());
-    }
-    Ok(iceberg_catalog_rest::RestCatalogBuilder::default()
-        .with_storage_factory(Arc::new(LocalFsStorageFactory))
-        .load(CATALOG_NAME, props)
-        .await?)
+/// Opens the Iceberg REST catalog `config` describes. Table locations are the
+/// server's to choose; the files are written by this process, so they must be
+/// local paths it can reach (`file://`), as for the embedded catalog.
+pub async fn open_rest_catalog(config: RestCatalogConfig) -> Result<RestCatalog> {
+    Ok(RestCatalog::connect(config, Arc::new(LocalFsStorageFactory)).await?)
 }
 
 /// Loads `table` from `namespace`, creating the namespace and the table (schema,

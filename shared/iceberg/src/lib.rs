@@ -10,7 +10,9 @@
 
 pub mod catalog;
 pub mod commit;
+pub mod deployment;
 mod error;
+pub mod rest;
 pub mod s3tables;
 pub mod storage;
 

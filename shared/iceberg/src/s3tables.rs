@@ -9,7 +9,10 @@
 //! moves the pointer with the token it loaded: a token that changed meanwhile
 //! (S3 Tables' own compaction or snapshot expiry committed, or another
 //! writer) answers `ConflictException`, surfaced as iceberg's retryable
-//! `CatalogCommitConflicts` so that the transaction reloads and retries.
+//! `CatalogCommitConflicts` so that the transaction reloads and retries —
+//! unless the pointer already names this commit's file: the SDK retried a
+//! request whose answer was lost, and the conflict is with itself. A commit
+//! the SDK gave up on is reported as of unknown outcome, never retryable.
 //!
 //! Only what the pipeline needs is here: namespaces and tables created on
 //! first use, loads and appends. The rest answers `FeatureUnsupported`.
@@ -70,10 +73,7 @@ impl S3TablesCatalog {
         table_bucket_arn: impl Into<String>,
         s3: aws_sdk_s3::Client,
     ) -> Result<Self> {
-        let storage = crate::storage::PortStorageFactory::new(move |bucket| {
-            Arc::new(otlp2parquet_aws::S3Store::new(s3.clone(), bucket, ""))
-                as Arc<dyn otlp2parquet_core::ports::ObjectStore>
-        });
+        let storage = crate::storage::PortStorageFactory::over_s3(s3);
         Self::new(client, table_bucket_arn, Arc::new(storage))
     }
 
@@ -113,6 +113,19 @@ impl S3TablesCatalog {
             .await
             .map_err(|e| aws_error(&format!("committing {table}"), e))?;
         Ok(())
+    }
+
+    /// Whether `table`'s pointer names the metadata file `location`, or a
+    /// later one that lists it in its metadata log: whether a commit that
+    /// wrote `location` took effect.
+    async fn points_at_or_past(&self, table: &TableIdent, location: &str) -> Result<bool> {
+        let (current, _) = self.load_with_token(table).await?;
+        Ok(current.metadata_location() == Some(location)
+            || current
+                .metadata()
+                .metadata_log()
+                .iter()
+                .any(|entry| entry.metadata_file == location))
     }
 
     fn table(&self, ident: TableIdent, location: String, metadata: TableMetadata) -> Result<Table> {
@@ -360,8 +373,25 @@ impl Catalog for S3TablesCatalog {
         let staged = commit.apply(current)?;
         let location = MetadataLocation::from_str(staged.metadata_location_result()?)?;
         staged.metadata().write_to(&self.file_io, &location).await?;
-        self.set_pointer(&ident, &location.to_string(), &token)
-            .await?;
-        Ok(staged)
+        let location = location.to_string();
+        let Err(failed) = self.set_pointer(&ident, &location, &token).await else {
+            return Ok(staged);
+        };
+        // The SDK retries a request whose answer was lost (a 5xx, a dropped
+        // connection); when the first attempt moved the pointer, the retry is
+        // refused because the token moved — by this very commit. Retrying
+        // the transaction would append on top of itself, so look first.
+        match self.points_at_or_past(&ident, &location).await {
+            Ok(true) => return Ok(staged),
+            Ok(false) if failed.kind() == ErrorKind::CatalogCommitConflicts => return Err(failed),
+            Ok(false) | Err(_) => {}
+        }
+        // The SDK gave up (5xx, throttling, the network): the update may still
+        // be applied. Not retryable here; the commit stage reloads the table
+        // and its commit id decides (`catalog::append_once`).
+        Err(Error::new(
+            ErrorKind::Unexpected,
+            format!("commit state unknown (S3 Tables may have applied it): {failed}"),
+        ))
     }
 }

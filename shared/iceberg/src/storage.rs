@@ -54,6 +54,14 @@ impl PortStorageFactory {
             bucket_store: Some(Arc::new(bucket_store)),
         }
     }
+
+    /// A factory whose storage reaches every bucket through the S3 client
+    /// `s3` (one [`otlp2parquet_aws::S3Store`] per bucket).
+    pub fn over_s3(s3: aws_sdk_s3::Client) -> Self {
+        Self::new(move |bucket| {
+            Arc::new(otlp2parquet_aws::S3Store::new(s3.clone(), bucket, "")) as Arc<dyn ObjectStore>
+        })
+    }
 }
 
 impl fmt::Debug for PortStorageFactory {

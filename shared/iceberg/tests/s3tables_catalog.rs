@@ -3,12 +3,15 @@
 //! tables created on first use in the location S3 Tables chooses, appended
 //! to exactly once, read back by iceberg's scan; a commit that loses a race
 //! with another writer (between its load and its pointer update) is refused
-//! by the version token and retried, not lost or doubled.
+//! by the version token and retried, not lost or doubled; a commit whose
+//! answer was lost (moto behind a front that drops answers) is recognised as
+//! done, and one that never arrived fails without adding anything.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, OnceLock};
 
+use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::{Catalog, NamespaceIdent, TableIdent};
 use otlp2parquet_aws::{S3Store, s3_client};
 use otlp2parquet_core::convert::convert;
@@ -21,12 +24,15 @@ use otlp2parquet_core::{Signal, Table};
 use otlp2parquet_iceberg::catalog::{AppendOutcome, append_once, ensure_table};
 use otlp2parquet_iceberg::s3tables::S3TablesCatalog;
 use otlp2parquet_iceberg::storage::PortStorageFactory;
+use otlp2parquet_testkit::fault_front::FaultFront;
 use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
 use otlp2parquet_testkit::moto::{Moto, sdk_config, unique_name};
 use otlp2parquet_testkit::scan::current_rows;
 use otlp2parquet_testkit::store::{Hook, HookedStore, Op};
 
 struct Deployment {
+    /// Between the SDK and moto, failing requests when told to.
+    front: FaultFront,
     _moto: Moto,
     s3: aws_sdk_s3::Client,
     control: aws_sdk_s3tables::Client,
@@ -37,7 +43,8 @@ struct Deployment {
 
 async fn deployment() -> Deployment {
     let moto = Moto::start();
-    let config = sdk_config(&moto.endpoint).await;
+    let front = FaultFront::start(&moto.endpoint, 0.0);
+    let config = sdk_config(&front.endpoint).await;
     let s3 = s3_client(&config);
     let control = aws_sdk_s3tables::Client::new(&config);
     let arn = control
@@ -53,6 +60,7 @@ async fn deployment() -> Deployment {
         Arc::new(S3Store::new(stores.clone(), bucket, "")) as Arc<dyn ObjectStore>
     }));
     Deployment {
+        front,
         _moto: moto,
         s3,
         catalog: S3TablesCatalog::new(control.clone(), &arn, storage.clone()).unwrap(),
@@ -140,6 +148,101 @@ async fn tables_are_created_in_their_s3_tables_location_and_appended_once() {
     let loaded = d.catalog.load_table(&ident).await.unwrap();
     assert_eq!(loaded.metadata().snapshots().count(), 1);
     assert_eq!(rows(&loaded).await, 200);
+}
+
+/// S3 Tables' pointer update: `PUT /tables/<arn>/<namespace>/<name>/metadata-location`.
+fn lose_pointer_updates(d: &Deployment, when: &str, times: u32) {
+    d.front.set_rules(serde_json::json!([{
+        "method": "PUT", "path": "/metadata-location", "when": when, "status": 500, "times": times
+    }]));
+}
+
+/// The commit stage's own append: iceberg's duplicate check off (the stage's
+/// ledger makes it redundant), so nothing but the catalog stands between a
+/// retried commit and a second copy of its files.
+async fn append_unchecked(
+    catalog: &S3TablesCatalog,
+    ident: &TableIdent,
+    files: Vec<iceberg::spec::DataFile>,
+) -> iceberg::Result<iceberg::table::Table> {
+    let table = catalog.load_table(ident).await?;
+    let tx = Transaction::new(&table);
+    let tx = tx
+        .fast_append()
+        .with_check_duplicate(false)
+        .add_data_files(files)
+        .apply(tx)?;
+    tx.commit(catalog).await
+}
+
+/// A commit whose answer is lost after S3 Tables moved the pointer: the SDK
+/// retries it, S3 Tables refuses the retry (the token moved, by this very
+/// commit), and the catalog must see that the commit took effect instead of
+/// reporting a conflict, which the transaction would retry on top of itself.
+#[tokio::test]
+async fn a_commit_whose_answer_was_lost_is_recognised_not_repeated() {
+    let d = deployment().await;
+    let namespace = NamespaceIdent::new("otel".to_string());
+    let table = ensure_table(&d.catalog, &namespace, Table::Logs)
+        .await
+        .unwrap();
+    let ident = table.identifier().clone();
+    let location = table.metadata().location().to_string();
+
+    // The first attempt's answer lost, the SDK's retry refused (409).
+    lose_pointer_updates(&d, "after", 1);
+    let files = d.data_files(&location, 80).await;
+    append_unchecked(&d.catalog, &ident, files).await.unwrap();
+    assert_eq!(d.front.injected(), 1);
+
+    // Every attempt's answer lost: the SDK gives up; the pointer names ours.
+    lose_pointer_updates(&d, "after", 3);
+    let files = d.data_files(&location, 30).await;
+    append_unchecked(&d.catalog, &ident, files).await.unwrap();
+    assert_eq!(d.front.injected(), 4);
+
+    let loaded = d.catalog.load_table(&ident).await.unwrap();
+    assert_eq!(loaded.metadata().snapshots().count(), 2);
+    assert_eq!(rows(&loaded).await, 110);
+}
+
+/// A commit S3 Tables never received (every attempt refused before it got
+/// there) fails without adding anything and is not retried blindly (had it
+/// been applied, a retry would double it): its outcome is unknown to the
+/// catalog, and the caller's commit id decides (`append_once`).
+#[tokio::test]
+async fn a_commit_that_never_arrived_fails_then_lands_once() {
+    let d = deployment().await;
+    let namespace = NamespaceIdent::new("otel".to_string());
+    let table = ensure_table(&d.catalog, &namespace, Table::Logs)
+        .await
+        .unwrap();
+    let ident = table.identifier().clone();
+    let files = d.data_files(table.metadata().location(), 50).await;
+
+    lose_pointer_updates(&d, "before", 3);
+    let failed = append_unchecked(&d.catalog, &ident, files.clone())
+        .await
+        .unwrap_err();
+    assert!(
+        failed.to_string().contains("commit state unknown"),
+        "{failed}"
+    );
+    assert!(!failed.retryable());
+    assert_eq!(d.front.injected(), 3, "the SDK's own retries, none of ours");
+    let loaded = d.catalog.load_table(&ident).await.unwrap();
+    assert_eq!(loaded.metadata().snapshots().count(), 0);
+
+    let commit = uuid::Uuid::now_v7();
+    let outcome = append_once(&d.catalog, &ident, files, commit)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, AppendOutcome::Committed { .. }),
+        "{outcome:?}"
+    );
+    let loaded = d.catalog.load_table(&ident).await.unwrap();
+    assert_eq!(rows(&loaded).await, 50);
 }
 
 /// Commits `files` through `rival` just before the first metadata file of

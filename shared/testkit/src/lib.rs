@@ -8,7 +8,10 @@
 //! - [`store`] wraps an object store with a hook, for fault-injection tests.
 //! - [`lambda_runtime_api`] stands in for Lambda's Runtime API, to run the
 //!   Lambda binaries themselves.
-//! - [`moto`] starts (or finds) the S3/SQS/S3 Tables emulator.
+//! - [`moto`] starts (or finds) the S3/SQS/S3 Tables emulator; [`fault_front`]
+//!   fails requests to it on purpose.
+//! - [`rest_catalog`] runs a real Iceberg REST catalog and an authenticating
+//!   front door to it.
 //! - [`scan`] reads a table back with the `iceberg` crate's own scan.
 //!
 //! Depending on this crate also turns on the core crate's `json-encoder`
@@ -17,8 +20,10 @@
 
 pub mod alloc;
 pub mod dependencies;
+pub mod fault_front;
 pub mod generate;
 pub mod lambda_runtime_api;
 pub mod moto;
+pub mod rest_catalog;
 pub mod scan;
 pub mod store;

@@ -32,20 +32,9 @@ impl Moto {
         }
         // moto from the project's virtualenv, started through our launcher,
         // which fixes two S3 Tables replies the Rust SDK refuses (see it).
-        let python = std::env::var("OTLP2PARQUET_MOTO_PYTHON").unwrap_or_else(|_| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python").to_string()
-        });
+        let python = venv_python();
         let launcher = concat!(env!("CARGO_MANIFEST_DIR"), "/moto_server.py");
-        assert!(
-            std::path::Path::new(&python).exists(),
-            "no Python with moto at {python}: run scripts/test.sh once (it installs \
-             tests/requirements.txt into .venv), or set OTLP2PARQUET_MOTO_PYTHON or \
-             OTLP2PARQUET_TEST_MOTO_URL"
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let child = Command::new(&python)
             .args([launcher, "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
@@ -56,14 +45,7 @@ impl Moto {
             endpoint: format!("http://127.0.0.1:{port}"),
             child: Some(child),
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not listen on {port} within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_listening(port, "moto_server");
         moto
     }
 }
@@ -75,6 +57,47 @@ impl Drop for Moto {
             let _ = child.wait();
         }
     }
+}
+
+/// A port nothing listens on now.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Waits until something accepts connections on `port`.
+///
+/// # Panics
+/// After 60 s.
+pub(crate) fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on {port} within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The project's virtualenv Python (moto, botocore, PyIceberg), or
+/// `OTLP2PARQUET_MOTO_PYTHON`.
+///
+/// # Panics
+/// When there is none: the message says how to get it.
+pub fn venv_python() -> String {
+    let python = std::env::var("OTLP2PARQUET_MOTO_PYTHON").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python").to_string()
+    });
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "no Python with moto at {python}: run scripts/test.sh once (it installs \
+         tests/requirements.txt into .venv), or set OTLP2PARQUET_MOTO_PYTHON or \
+         OTLP2PARQUET_TEST_MOTO_URL"
+    );
+    python
 }
 
 /// A name no other test uses: `prefix` and a random suffix, lower case,

@@ -1,0 +1,78 @@
+//! A front for moto that fails requests on purpose (`aws_fault_front.py`):
+//! at random (a 503 before the request reaches moto) or by rule, including
+//! answers lost after moto acted on the request. Point the SDK at
+//! [`FaultFront::endpoint`] instead of moto's.
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+
+use crate::moto::{free_port, venv_python, wait_listening};
+
+/// A running fault front, stopped on drop.
+pub struct FaultFront {
+    /// `http://127.0.0.1:PORT`: an AWS endpoint that forwards to moto.
+    pub endpoint: String,
+    port: u16,
+    child: Child,
+}
+
+impl FaultFront {
+    /// A front for the emulator at `upstream` that fails `rate` of all
+    /// requests at random (0 for none), with a fixed seed.
+    pub fn start(upstream: &str, rate: f64) -> FaultFront {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/aws_fault_front.py");
+        let port = free_port();
+        let child = Command::new(venv_python())
+            .arg(script)
+            .args(["--port", &port.to_string(), "--upstream", upstream])
+            .args(["--rate", &rate.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {script}: {e}"));
+        let front = FaultFront {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+            child,
+        };
+        wait_listening(port, "aws_fault_front.py");
+        front
+    }
+
+    /// Replaces the rules (see the script's header): each a JSON object with
+    /// `method`, `path` (a substring), `target`, `when` (`before`/`after`),
+    /// `status` and `times`.
+    pub fn set_rules(&self, rules: serde_json::Value) {
+        self.control("POST", &rules.to_string());
+    }
+
+    /// How many requests were failed so far.
+    pub fn injected(&self) -> u64 {
+        let reply: serde_json::Value =
+            serde_json::from_str(&self.control("GET", "")).expect("its count");
+        reply["injected"].as_u64().expect("a count")
+    }
+
+    fn control(&self, method: &str, body: &str) -> String {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port))
+            .expect("connecting to the fault front");
+        write!(
+            stream,
+            "{method} /_faults HTTP/1.0\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("asking the fault front");
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).expect("its answer");
+        reply
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for FaultFront {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
