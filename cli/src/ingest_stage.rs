@@ -85,14 +85,7 @@ pub async fn serve(args: &ServeArgs, compaction_queue_url: &str) -> anyhow::Resu
         telemetry,
     )
     .with_watched_queues(vec![queue]);
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "listening on {} (is another server using the port?)",
-                args.listen
-            )
-        })?;
+    let listener = crate::serve::listen(args.listen).await?;
     let addr = listener.local_addr()?;
     let prefix = match settings.warehouse.prefix.as_str() {
         "" => String::new(),

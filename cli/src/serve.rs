@@ -123,6 +123,13 @@ Look at it (after the next flush):
     );
 }
 
+/// Binds the OTLP/HTTP listener, saying what to check when it cannot.
+pub(crate) async fn listen(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr} (is another server using the port?)"))
+}
+
 /// Sends `true` on `tx` at the first SIGINT (Ctrl-C) or SIGTERM.
 pub(crate) async fn shutdown_signal(tx: watch::Sender<bool>) {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -283,14 +290,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         Arc::new(queues.dead_letter_queue(RAW_FILES_DLQ)),
         Arc::new(queues.dead_letter_queue(DATA_FILES_DLQ)),
     ]);
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "listening on {} (is another server using the port?)",
-                args.listen
-            )
-        })?;
+    let listener = listen(args.listen).await?;
     let addr = listener.local_addr()?;
     let flush = Duration::from_secs_f64(args.flush_interval_secs);
     banner(addr, &warehouse, &args, flush);

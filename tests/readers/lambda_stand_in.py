@@ -40,6 +40,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_until(ready, what, timeout=60):
+    """Polls `ready()` (a call that raises OSError until a server answers) until it
+    returns, for at most `timeout` seconds."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return ready()
+        except OSError:
+            if time.time() > deadline:
+                raise TimeoutError(f"{what} did not answer within {timeout} s")
+            time.sleep(0.1)
+
+
 def binary(name):
     """A binary built beside the otlp2parquet one (`otlp2parquet-ingest`, …)."""
     path = os.path.join(os.path.dirname(os.path.abspath(BIN)), name)

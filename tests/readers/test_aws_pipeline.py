@@ -13,10 +13,8 @@ delivery of every message adds nothing.
 """
 
 import json
-import logging
 import os
 import subprocess
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -24,7 +22,9 @@ import uuid
 import duckdb
 import pytest
 from duckdb_extensions import import_extension
-from lambda_stand_in import Function, HttpApi, aws_clients, drain_queue, free_port, queue_with_dlq, send_again
+from lambda_stand_in import (Function, HttpApi, aws_clients, drain_queue, free_port, queue_with_dlq, send_again,
+                             wait_until)
+from otel_sdk import send_with_python_sdk
 from pyiceberg.table import StaticTable
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
@@ -43,14 +43,7 @@ def moto():
     proc = subprocess.Popen([sys.executable, launcher, "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-            break
-        except OSError:
-            assert time.time() < deadline, "moto did not start"
-            time.sleep(0.1)
+    wait_until(lambda: urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close(), "moto")
     yield url
     proc.kill()
 
@@ -120,14 +113,7 @@ class FaultFront:
         self.proc = subprocess.Popen([sys.executable, script, "--port", str(self.port), "--upstream", upstream,
                                       "--rate", str(rate)], stdout=subprocess.DEVNULL)
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        deadline = time.time() + 30
-        while True:
-            try:
-                self.control()
-                return
-            except OSError:
-                assert time.time() < deadline, "aws_fault_front.py did not start"
-                time.sleep(0.1)
+        wait_until(self.control, "aws_fault_front.py")
 
     def control(self, setting=None):
         data = None if setting is None else json.dumps(setting).encode()
@@ -150,58 +136,12 @@ def post_until_accepted(url, body, tries=20):
     raise AssertionError(f"not accepted after {tries} tries")
 
 
-def send_with_python_sdk(url):
-    """120 spans (gzip), 75 log records, 2 sums and 2 histograms, protobuf."""
-    from opentelemetry.exporter.otlp.proto.http import Compression
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    resource = Resource.create({"service.name": "lambda-sdk-test"})
-    tracer_provider = TracerProvider(resource=resource)
-    tracer_provider.add_span_processor(BatchSpanProcessor(
-        OTLPSpanExporter(endpoint=f"{url}/v1/traces", compression=Compression.Gzip)))
-    tracer = tracer_provider.get_tracer("test")
-    for i in range(120):
-        with tracer.start_as_current_span(f"op-{i % 3}") as span:
-            span.set_attribute("i", i)
-    tracer_provider.shutdown()
-
-    logger_provider = LoggerProvider(resource=resource)
-    logger_provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter(endpoint=f"{url}/v1/logs")))
-    logger = logging.getLogger("otlp2parquet-lambda-test")  # not the root: the exporter's logs would loop
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    logger.addHandler(LoggingHandler(logger_provider=logger_provider))
-    for i in range(75):
-        logger.warning("lambda record %d", i, extra={"request.id": f"r{i}"})
-    logger_provider.shutdown()
-
-    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{url}/v1/metrics"),
-                                           export_interval_millis=60_000)
-    meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
-    meter = meter_provider.get_meter("test")
-    counter = meter.create_counter("requests")
-    histogram = meter.create_histogram("latency", unit="ms")
-    for i in range(10):
-        counter.add(1, {"route": f"/r{i % 2}"})
-        histogram.record(i * 1.5, {"route": f"/r{i % 2}"})
-    meter_provider.shutdown()
-
-
 def test_otel_sdks_through_the_three_functions_into_s3_tables(moto):
     deployment = Deployment(moto)
     try:
         ingest = deployment.function("otlp2parquet-ingest")
         api = HttpApi(ingest)
-        send_with_python_sdk(api.url)
+        send_with_python_sdk(api.url, "lambda-sdk-test")
         js = os.path.join(ROOT, "tests", "js")
         subprocess.run(["node", "send.mjs", api.url, "40", "30"], cwd=js, check=True, timeout=120)
         api.stop()
@@ -223,7 +163,7 @@ def test_otel_sdks_through_the_three_functions_into_s3_tables(moto):
         logs = deployment.read("logs")
         assert logs.num_rows == 105
         bodies = logs.column("Body").to_pylist()
-        assert len(set(bodies)) == 105 and "lambda record 7" in bodies and "js record 3" in bodies
+        assert len(set(bodies)) == 105 and "record 7 ünïcødé" in bodies and "js record 3" in bodies
         sums = deployment.read("metrics_sum").to_pylist()
         assert sorted(r["IntValue"] for r in sums if r["ServiceName"] == "lambda-sdk-test") == [5, 5]
         # JavaScript counters are doubles; forceFlush and shutdown each export
@@ -286,15 +226,8 @@ def test_the_same_stages_outside_lambda_serve_and_workers(moto, tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None and time.time() < deadline, server.stderr.read()
-                time.sleep(0.1)
-        send_with_python_sdk(url)
+        wait_until(lambda: urllib.request.urlopen(f"{url}/health", timeout=1).close(), "serve", timeout=30)
+        send_with_python_sdk(url, "lambda-sdk-test")
         body = subprocess.run([BIN, "generate", "--signal", "logs", "--records", "50", "--out", "-"],
                               check=True, capture_output=True, env={**os.environ, "RUST_LOG": "warn"}).stdout
 

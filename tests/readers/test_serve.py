@@ -7,7 +7,6 @@ every acknowledged record is there exactly once — also across a shutdown.
 """
 
 import gzip
-import logging
 import os
 import signal
 import socket
@@ -17,6 +16,7 @@ import urllib.request
 
 import pytest
 from cli import BIN
+from otel_sdk import send_with_python_sdk
 from pyiceberg.catalog.sql import SqlCatalog
 
 
@@ -96,56 +96,10 @@ def generate(tmp_path, signal_name, records, fmt):
 
 
 def test_python_sdk_exporters(tmp_path):
-    from opentelemetry import metrics, trace
-    from opentelemetry._logs import SeverityNumber
-    from opentelemetry.exporter.otlp.proto.http import Compression
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
-    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
     wh = tmp_path / "wh"
     server = Server(wh)
     try:
-        resource = Resource.create({"service.name": "sdk-test"})
-        tracer_provider = TracerProvider(resource=resource)
-        tracer_provider.add_span_processor(BatchSpanProcessor(
-            OTLPSpanExporter(endpoint=server.url("/v1/traces"), compression=Compression.Gzip)))
-        tracer = tracer_provider.get_tracer("test")
-        for i in range(120):
-            with tracer.start_as_current_span(f"op-{i % 3}") as span:
-                span.set_attribute("i", i)
-                span.add_event("tick", {"n": i})
-        tracer_provider.shutdown()
-
-        logger_provider = LoggerProvider(resource=resource)
-        logger_provider.add_log_record_processor(BatchLogRecordProcessor(
-            OTLPLogExporter(endpoint=server.url("/v1/logs"))))
-        # Our own logger, not the root: the exporter's HTTP logs would loop.
-        logger = logging.getLogger("otlp2parquet-sdk-test")
-        logger.propagate = False
-        logger.setLevel(logging.INFO)
-        logger.addHandler(LoggingHandler(logger_provider=logger_provider))
-        for i in range(75):
-            logger.warning("record %d ünïcødé", i, extra={"request.id": f"r{i}"})
-        logger_provider.shutdown()
-
-        reader = PeriodicExportingMetricReader(
-            OTLPMetricExporter(endpoint=server.url("/v1/metrics")), export_interval_millis=60_000)
-        meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
-        meter = meter_provider.get_meter("test")
-        counter = meter.create_counter("requests")
-        histogram = meter.create_histogram("latency", unit="ms")
-        for i in range(10):
-            counter.add(1, {"route": f"/r{i % 2}"})
-            histogram.record(i * 1.5, {"route": f"/r{i % 2}"})
-        meter_provider.shutdown()
+        send_with_python_sdk(server.url(""), "sdk-test")
 
         spans = wait_for_rows(wh, "traces", 120)
         assert spans.num_rows == 120

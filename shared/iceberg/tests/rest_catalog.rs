@@ -13,17 +13,12 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use iceberg::io::LocalFsStorageFactory;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::{Catalog, ErrorKind, NamespaceIdent, TableIdent};
-use otlp2parquet_core::convert::convert;
-use otlp2parquet_core::datafile::data_file;
-use otlp2parquet_core::parquet::ParquetWriterBuilder;
-use otlp2parquet_core::partition::{partition_path, split_by_day};
-use otlp2parquet_core::schema::TableDefinition;
-use otlp2parquet_core::{Signal, Table};
+use otlp2parquet_core::Table;
 use otlp2parquet_iceberg::catalog::{AppendOutcome, append_once, ensure_table};
 use otlp2parquet_iceberg::rest::{
     OAuth2ClientCredentials, RestAuth, RestCatalog, RestCatalogConfig, SigV4,
 };
-use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
+use otlp2parquet_testkit::files::log_data_files;
 use otlp2parquet_testkit::rest_catalog::{
     ACCESS_KEY, CLIENT_ID, CLIENT_SECRET, FrontDoor, Rustberg, SECRET_KEY,
 };
@@ -62,46 +57,6 @@ fn namespace() -> NamespaceIdent {
     NamespaceIdent::new("otel".to_string())
 }
 
-/// Parquet files of `records` log records, written into `table`'s location
-/// through its own file IO.
-async fn data_files(table: &iceberg::table::Table, records: usize) -> Vec<iceberg::spec::DataFile> {
-    let request = Generator::new(GeneratorConfig {
-        records_per_request: records,
-        ..GeneratorConfig::default()
-    })
-    .next_request(Signal::Logs);
-    let (_, batch) = convert(request).unwrap().batches.remove(0);
-    let mut files = Vec::new();
-    for (day, part) in split_by_day(Table::Logs, &batch).unwrap() {
-        let bytes = ParquetWriterBuilder::new()
-            .write(
-                TableDefinition::get(Table::Logs).arrow_schema.clone(),
-                &[part],
-                Vec::new(),
-            )
-            .unwrap();
-        let path = format!(
-            "{}/data/{}/{}.parquet",
-            table.metadata().location(),
-            partition_path(Table::Logs, day),
-            uuid::Uuid::now_v7()
-        );
-        let bytes = bytes::Bytes::from(bytes);
-        table
-            .file_io()
-            .new_output(&path)
-            .unwrap()
-            .write(bytes.clone())
-            .await
-            .unwrap();
-        let metadata = parquet::file::metadata::ParquetMetaDataReader::new()
-            .parse_and_finish(&bytes)
-            .unwrap();
-        files.push(data_file(Table::Logs, path, bytes.len() as u64, &metadata).unwrap());
-    }
-    files
-}
-
 async fn rows(table: &iceberg::table::Table) -> usize {
     current_rows(table).await.iter().map(|b| b.num_rows()).sum()
 }
@@ -116,7 +71,7 @@ async fn append_once_through(catalog: &RestCatalog) {
         .await
         .unwrap();
     assert_eq!(table.metadata().uuid(), again.metadata().uuid());
-    let files = data_files(&table, 100).await;
+    let files = log_data_files(&table, 100).await;
     let ident = table.identifier().clone();
     let commit = uuid::Uuid::now_v7();
     let first = append_once(catalog, &ident, files.clone(), commit)
@@ -252,7 +207,10 @@ async fn a_commit_that_lost_a_race_is_refused_by_the_server_and_retried() {
     let table = ensure_table(&ours, &namespace(), Table::Logs)
         .await
         .unwrap();
-    let (our_files, their_files) = (data_files(&table, 70).await, data_files(&table, 50).await);
+    let (our_files, their_files) = (
+        log_data_files(&table, 70).await,
+        log_data_files(&table, 50).await,
+    );
 
     // We load; they commit; we commit on what we loaded.
     let tx = Transaction::new(&table);

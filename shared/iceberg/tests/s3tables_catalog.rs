@@ -14,18 +14,13 @@ use std::sync::{Arc, OnceLock};
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::{Catalog, NamespaceIdent, TableIdent};
 use otlp2parquet_aws::{S3Store, s3_client};
-use otlp2parquet_core::convert::convert;
-use otlp2parquet_core::datafile::data_file;
-use otlp2parquet_core::parquet::ParquetWriterBuilder;
-use otlp2parquet_core::partition::{partition_path, split_by_day};
-use otlp2parquet_core::ports::{ObjectStore, ObjectStoreError, parquet_metadata};
-use otlp2parquet_core::schema::TableDefinition;
-use otlp2parquet_core::{Signal, Table};
+use otlp2parquet_core::Table;
+use otlp2parquet_core::ports::{ObjectStore, ObjectStoreError};
 use otlp2parquet_iceberg::catalog::{AppendOutcome, append_once, ensure_table};
 use otlp2parquet_iceberg::s3tables::S3TablesCatalog;
 use otlp2parquet_iceberg::storage::PortStorageFactory;
 use otlp2parquet_testkit::fault_front::FaultFront;
-use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
+use otlp2parquet_testkit::files::log_data_files;
 use otlp2parquet_testkit::moto::{Moto, sdk_config, unique_name};
 use otlp2parquet_testkit::scan::current_rows;
 use otlp2parquet_testkit::store::{Hook, HookedStore, Op};
@@ -71,42 +66,15 @@ async fn deployment() -> Deployment {
 }
 
 impl Deployment {
-    /// Parquet files of `records` log records, stored in `location`.
-    async fn data_files(&self, location: &str, records: usize) -> Vec<iceberg::spec::DataFile> {
-        let (bucket, prefix) = location
-            .strip_prefix("s3://")
-            .unwrap()
-            .split_once('/')
-            .map_or((location.strip_prefix("s3://").unwrap(), ""), |(b, p)| {
-                (b, p)
-            });
-        let store = S3Store::new(self.s3.clone(), bucket, prefix);
-        let request = Generator::new(GeneratorConfig {
-            records_per_request: records,
-            ..GeneratorConfig::default()
-        })
-        .next_request(Signal::Logs);
-        let (_, batch) = convert(request).unwrap().batches.remove(0);
-        let mut files = Vec::new();
-        for (day, part) in split_by_day(Table::Logs, &batch).unwrap() {
-            let bytes = ParquetWriterBuilder::new()
-                .write(
-                    TableDefinition::get(Table::Logs).arrow_schema.clone(),
-                    &[part],
-                    Vec::new(),
-                )
-                .unwrap();
-            let key = format!(
-                "data/{}/{}.parquet",
-                partition_path(Table::Logs, day),
-                uuid::Uuid::now_v7()
-            );
-            let size = bytes.len() as u64;
-            store.put(&key, bytes.into()).await.unwrap();
-            let metadata = parquet_metadata(&store, &key).await.unwrap();
-            files.push(data_file(Table::Logs, store.uri(&key), size, &metadata).unwrap());
-        }
-        files
+    /// The logs table, created on first use.
+    async fn logs_table(&self) -> iceberg::table::Table {
+        ensure_table(
+            &self.catalog,
+            &NamespaceIdent::new("otel".to_string()),
+            Table::Logs,
+        )
+        .await
+        .unwrap()
     }
 }
 
@@ -128,7 +96,7 @@ async fn tables_are_created_in_their_s3_tables_location_and_appended_once() {
     let location = table.metadata().location().to_string();
     assert!(location.ends_with("--table-s3"), "{location}");
 
-    let files = d.data_files(&location, 200).await;
+    let files = log_data_files(&table, 200).await;
     let ident = TableIdent::new(namespace, Table::Logs.name().to_string());
     let commit = uuid::Uuid::now_v7();
     let first = append_once(&d.catalog, &ident, files.clone(), commit)
@@ -182,22 +150,18 @@ async fn append_unchecked(
 #[tokio::test]
 async fn a_commit_whose_answer_was_lost_is_recognised_not_repeated() {
     let d = deployment().await;
-    let namespace = NamespaceIdent::new("otel".to_string());
-    let table = ensure_table(&d.catalog, &namespace, Table::Logs)
-        .await
-        .unwrap();
+    let table = d.logs_table().await;
     let ident = table.identifier().clone();
-    let location = table.metadata().location().to_string();
 
     // The first attempt's answer lost, the SDK's retry refused (409).
     lose_pointer_updates(&d, "after", 1);
-    let files = d.data_files(&location, 80).await;
+    let files = log_data_files(&table, 80).await;
     append_unchecked(&d.catalog, &ident, files).await.unwrap();
     assert_eq!(d.front.injected(), 1);
 
     // Every attempt's answer lost: the SDK gives up; the pointer names ours.
     lose_pointer_updates(&d, "after", 3);
-    let files = d.data_files(&location, 30).await;
+    let files = log_data_files(&table, 30).await;
     append_unchecked(&d.catalog, &ident, files).await.unwrap();
     assert_eq!(d.front.injected(), 4);
 
@@ -213,12 +177,9 @@ async fn a_commit_whose_answer_was_lost_is_recognised_not_repeated() {
 #[tokio::test]
 async fn a_commit_that_never_arrived_fails_then_lands_once() {
     let d = deployment().await;
-    let namespace = NamespaceIdent::new("otel".to_string());
-    let table = ensure_table(&d.catalog, &namespace, Table::Logs)
-        .await
-        .unwrap();
+    let table = d.logs_table().await;
     let ident = table.identifier().clone();
-    let files = d.data_files(table.metadata().location(), 50).await;
+    let files = log_data_files(&table, 50).await;
 
     lose_pointer_updates(&d, "before", 3);
     let failed = append_unchecked(&d.catalog, &ident, files.clone())
@@ -280,7 +241,6 @@ async fn a_commit_that_loses_a_race_is_retried_not_lost_or_doubled() {
     let table = ensure_table(&d.catalog, &namespace, Table::Logs)
         .await
         .unwrap();
-    let location = table.metadata().location().to_string();
     let ident = table.identifier().clone();
 
     let race = Arc::new(HookedStore::new(
@@ -299,13 +259,13 @@ async fn a_commit_that_loses_a_race_is_retried_not_lost_or_doubled() {
         )) as Arc<dyn ObjectStore>
     });
     let ours = S3TablesCatalog::new(d.control.clone(), &d.arn, Arc::new(storage)).unwrap();
-    let theirs = d.data_files(&location, 50).await;
+    let theirs = log_data_files(&table, 50).await;
     let rival =
         Arc::new(S3TablesCatalog::new(d.control.clone(), &d.arn, d.storage.clone()).unwrap());
     assert!(race.hook.rival.set((rival, ident.clone(), theirs)).is_ok());
     race.hook.armed.store(true, SeqCst);
 
-    let files = d.data_files(&location, 70).await;
+    let files = log_data_files(&table, 70).await;
     let outcome = append_once(&ours, &ident, files, uuid::Uuid::now_v7())
         .await
         .unwrap();
@@ -356,7 +316,7 @@ async fn a_creation_that_died_before_its_metadata_is_finished_by_the_next() {
     let table = ensure_table(&d.catalog, &namespace, Table::Logs)
         .await
         .unwrap();
-    let files = d.data_files(table.metadata().location(), 40).await;
+    let files = log_data_files(&table, 40).await;
     append_once(&d.catalog, table.identifier(), files, uuid::Uuid::now_v7())
         .await
         .unwrap();

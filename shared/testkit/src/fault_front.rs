@@ -3,10 +3,9 @@
 //! answers lost after moto acted on the request. Point the SDK at
 //! [`FaultFront::endpoint`] instead of moto's.
 
-use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 
-use crate::moto::{free_port, venv_python, wait_listening};
+use crate::moto::{free_port, http_control, venv_python, wait_listening};
 
 /// A running fault front, stopped on drop.
 pub struct FaultFront {
@@ -53,20 +52,7 @@ impl FaultFront {
     }
 
     fn control(&self, method: &str, body: &str) -> String {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port))
-            .expect("connecting to the fault front");
-        write!(
-            stream,
-            "{method} /_faults HTTP/1.0\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .expect("asking the fault front");
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply).expect("its answer");
-        reply
-            .split_once("\r\n\r\n")
-            .map(|(_, body)| body.to_string())
-            .unwrap_or_default()
+        http_control(self.port, method, "/_faults", body)
     }
 }
 

@@ -12,6 +12,7 @@
 //!   fails requests to it on purpose.
 //! - [`rest_catalog`] runs a real Iceberg REST catalog and an authenticating
 //!   front door to it.
+//! - [`files`] writes Parquet data files into a table, for catalog tests.
 //! - [`scan`] reads a table back with the `iceberg` crate's own scan.
 //!
 //! Depending on this crate also turns on the core crate's `json-encoder`
@@ -21,6 +22,7 @@
 pub mod alloc;
 pub mod dependencies;
 pub mod fault_front;
+pub mod files;
 pub mod generate;
 pub mod lambda_runtime_api;
 pub mod moto;

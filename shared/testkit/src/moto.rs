@@ -82,6 +82,28 @@ pub(crate) fn wait_listening(port: u16, what: &str) {
     }
 }
 
+/// One HTTP/1.0 request to a test helper's control path on `port` (the
+/// front door's and the fault front's own paths); the answer's body.
+///
+/// # Panics
+/// When the helper cannot be reached.
+pub(crate) fn http_control(port: u16, method: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connecting to a test helper");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("asking a test helper");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).expect("its answer");
+    reply
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
+}
+
 /// The project's virtualenv Python (moto, botocore, PyIceberg), or
 /// `OTLP2PARQUET_MOTO_PYTHON`.
 ///

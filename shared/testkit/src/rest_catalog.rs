@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use crate::moto::{free_port, venv_python, wait_listening};
+use crate::moto::{free_port, http_control, venv_python, wait_listening};
 
 /// A running rustberg, stopped on drop.
 pub struct Rustberg {
@@ -201,22 +201,9 @@ impl FrontDoor {
         self.control("POST", "/_revoke");
     }
 
-    /// One HTTP/1.0 request to the door's own control paths; the body.
+    /// One request to the door's own control paths; the body.
     fn control(&self, method: &str, path: &str) -> String {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port))
-            .expect("connecting to the front door");
-        write!(
-            stream,
-            "{method} {path} HTTP/1.0\r\nContent-Length: 0\r\n\r\n"
-        )
-        .expect("asking the front door");
-        let mut reply = String::new();
-        stream.read_to_string(&mut reply).expect("its answer");
-        reply
-            .split_once("\r\n\r\n")
-            .map(|(_, body)| body.to_string())
-            .unwrap_or_default()
+        http_control(self.port, method, path, "")
     }
 }
 
