@@ -25,6 +25,7 @@ import os
 import queue
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -38,6 +39,18 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class QuietServer(http.server.ThreadingHTTPServer):
+    """A threading HTTP server that does not print a traceback when a client goes
+    away mid-request: a function stopped (or killed on purpose) while it waits
+    for its next event."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def wait_until(ready, what, timeout=60):
@@ -91,6 +104,8 @@ class Function:
             def do_GET(self):
                 if not self.path.endswith("/runtime/invocation/next"):
                     return self.reply(404)
+                if function.first_poll is None:
+                    function.first_poll = time.perf_counter()
                 request_id, event = function.events.get()
                 deadline = int((time.time() + function.timeout) * 1000)
                 self.reply(200, json.dumps(event).encode(), [
@@ -115,7 +130,7 @@ class Function:
                     function.changed.notify_all()
                 self.reply(202)
 
-        self.api = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), RuntimeApi)
+        self.api = QuietServer(("127.0.0.1", free_port()), RuntimeApi)
         self.api.daemon_threads = True
         threading.Thread(target=self.api.serve_forever, daemon=True).start()
         self.address = f"127.0.0.1:{self.api.server_address[1]}"
@@ -126,6 +141,7 @@ class Function:
     def start(self):
         """Starts the binary: a new execution environment (a cold start)."""
         self.init_error = None
+        self.first_poll = None  # when the runtime first asked for an event: its init done
         # A queue per environment: a dead one's pending `next` call must not
         # take the new one's events.
         self.events = queue.Queue()
@@ -242,7 +258,7 @@ class HttpApi:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Gateway)
+        self.server = QuietServer(("127.0.0.1", free_port()), Gateway)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
