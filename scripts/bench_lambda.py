@@ -10,7 +10,8 @@
 - committer: N "data files ready" messages (copies of one the compactor sent,
   each a compaction of its own) on the FIFO commit queue, drained by the
   committer binary in S3 Tables mode through the event source mapping stand-in:
-  invocations, commits (snapshots), latency per invocation.
+  invocations, commits (snapshots), latency per invocation; once committing
+  every batch, once staging 100 compactions a commit.
 
 moto is a Python server: its answers take milliseconds that AWS's would not, so
 the warm figure is a floor. Usage (scripts/bench-lambda.sh runs it):
@@ -55,7 +56,7 @@ def percentile(values, fraction):
     return values[min(len(values) - 1, int(fraction * len(values)))]
 
 
-def bench_committer(moto, ingest, compactor, committer, messages):
+def bench_committer(moto, ingest, compactor, committer, messages, staged):
     aws = aws_clients(moto)
     name = f"bench{uuid.uuid4().hex[:8]}"
     aws["s3"].create_bucket(Bucket=name)
@@ -68,6 +69,8 @@ def bench_committer(moto, ingest, compactor, committer, messages):
         "OTLP2PARQUET_STATE_URI": f"s3://{name}/pipeline", "OTLP2PARQUET_COMPACTION_QUEUE_URL": compaction_queue,
         "OTLP2PARQUET_COMMIT_QUEUE_URL": commit_queue,
     }
+    if staged:
+        environment["OTLP2PARQUET_COMMIT_BATCH_COMPACTIONS"] = str(staged)
     # One real "data files ready" message: a request through ingest and compactor.
     setup = [Function("otlp2parquet-ingest", environment, path=ingest),
              Function("otlp2parquet-compactor", environment, path=compactor)]
@@ -105,7 +108,8 @@ def bench_committer(moto, ingest, compactor, committer, messages):
         tableBucketARN=arn, namespace="otel", name=template["table"])["metadataLocation"]
     bucket, key = location.removeprefix("s3://").split("/", 1)
     metadata = json.loads(aws["s3"].get_object(Bucket=bucket, Key=key)["Body"].read())
-    print(f"committer: {messages} messages in {len(latencies)} invocations ({len(handed)} handed over, "
+    mode = f"staged, {staged} compactions a commit" if staged else "a commit per batch"
+    print(f"committer ({mode}): {messages} messages in {len(latencies)} invocations ({len(handed)} handed over, "
           f"{failed} handed back), {len(metadata['snapshots'])} commits, {elapsed:.0f} s; per invocation "
           f"p50 {percentile(latencies, 0.5) * 1000:.0f} ms, p99 {percentile(latencies, 0.99) * 1000:.0f} ms")
 
@@ -156,7 +160,8 @@ def main():
     print(f"warm ingest, {len(body) / 1e6:.2f} MB requests of {records} records, 20 in a row: "
           f"p50 {p50 * 1000:.0f} ms per invocation, {records / p50:,.0f} records/s "
           f"({len(body) / p50 / 1e6:.1f} MB/s)")
-    bench_committer(moto, ingest, compactor, committer, messages)
+    bench_committer(moto, ingest, compactor, committer, messages, None)
+    bench_committer(moto, ingest, compactor, committer, messages, 100)
 
 
 if __name__ == "__main__":

@@ -78,6 +78,9 @@ enum Settings {
 #[async_trait]
 trait BatchHandler: Sync {
     async fn handle(&self, batch: &[ReceivedMessage]) -> Vec<String>;
+
+    /// The queue had nothing (`last`: and the worker stops now).
+    async fn idle(&self, _last: bool) {}
 }
 
 #[async_trait]
@@ -91,6 +94,12 @@ impl BatchHandler for Compactor {
 impl BatchHandler for Committer {
     async fn handle(&self, batch: &[ReceivedMessage]) -> Vec<String> {
         self.handle_messages(batch).await
+    }
+
+    /// What a schedule does for the function: staged compactions that are
+    /// due are committed; all of them when the worker stops.
+    async fn idle(&self, last: bool) {
+        self.commit_due(last).await;
     }
 }
 
@@ -107,7 +116,10 @@ async fn poll(
     let (mut batches, mut handed_back) = (0u64, 0u64);
     loop {
         let received = tokio::select! {
-            _ = &mut stop => break,
+            _ = &mut stop => {
+                handler.idle(true).await;
+                break;
+            }
             received = source.receive(BATCH, visibility) => received,
         };
         let batch = match received {
@@ -121,6 +133,7 @@ async fn poll(
             }
         };
         if batch.is_empty() {
+            handler.idle(args.exit_when_empty).await;
             if args.exit_when_empty {
                 break;
             }

@@ -17,7 +17,7 @@ use otlp2parquet_aws::lambda::{batch_response, received_messages};
 use otlp2parquet_aws::{S3Store, SqsQueue};
 use otlp2parquet_core::ports::ReceivedMessage;
 use otlp2parquet_core::stage::settle_lambda_batch;
-use otlp2parquet_iceberg::commit::{CommitConfig, commit};
+use otlp2parquet_iceberg::commit::{CommitConfig, CommitReport, Staging, commit, commit_due};
 use otlp2parquet_iceberg::deployment::CatalogSettings;
 use tracing::info;
 
@@ -39,6 +39,8 @@ pub struct CommitterSettings {
     pub commit_queue_url: String,
     /// How old a pending commit must be before it counts as abandoned.
     pub pending_lease: Duration,
+    /// Compactions gathered over batches before a commit; `None`: every batch.
+    pub staging: Option<Staging>,
 }
 
 impl CommitterSettings {
@@ -64,6 +66,15 @@ impl CommitterSettings {
             pending_lease: Duration::from_secs(
                 variables.number("OTLP2PARQUET_COMMIT_LEASE_SECS", DEFAULT_LEASE_SECS)? as u64,
             ),
+            staging: match variables.number("OTLP2PARQUET_COMMIT_BATCH_COMPACTIONS", 1)? {
+                0 | 1 => None,
+                max_compactions => Some(Staging {
+                    max_compactions,
+                    max_wait: Duration::from_secs(
+                        variables.number("OTLP2PARQUET_COMMIT_MAX_WAIT_SECS", 60)? as u64,
+                    ),
+                }),
+            },
         })
     }
 }
@@ -96,8 +107,45 @@ impl Committer {
             config: CommitConfig {
                 namespace: settings.namespace.clone(),
                 pending_lease: settings.pending_lease,
+                staging: settings.staging,
             },
         })
+    }
+
+    /// What the function answers to `event`: an SQS event's messages are
+    /// committed (or staged) and the response names those to hand back; any
+    /// other event (a schedule's) commits the staged compactions that are due.
+    ///
+    /// # Errors
+    /// An event with `Records` that is not an SQS event.
+    pub async fn handle_event(
+        &self,
+        event: serde_json::Value,
+    ) -> Result<serde_json::Value, serde_json::Error> {
+        if event.get("Records").is_some() {
+            let response = self.handle(serde_json::from_value(event)?).await;
+            return serde_json::to_value(response);
+        }
+        let report = self.commit_due(false).await;
+        Ok(serde_json::json!({
+            "commits": report.commits,
+            "files": report.files,
+            "rows": report.rows,
+        }))
+    }
+
+    /// Commits the staged compactions that are due, or (`force`) all of them.
+    pub async fn commit_due(&self, force: bool) -> CommitReport {
+        let report = commit_due(self.catalog.as_ref(), &self.state, &self.config, force).await;
+        if report.commits > 0 {
+            info!(
+                commits = report.commits,
+                files = report.files,
+                rows = report.rows,
+                "staged compactions committed"
+            );
+        }
+        report
     }
 
     /// Commits what the event's messages announce; the response reports the
@@ -147,6 +195,17 @@ mod tests {
         assert_eq!(settings.namespace, "otel");
         assert_eq!(settings.state, ("state".into(), "pipeline".into()));
         assert_eq!(settings.pending_lease, Duration::from_secs(900));
+        assert_eq!(settings.staging, None, "every batch committed unless asked");
+        let mut pairs = GOOD.to_vec();
+        pairs.push(("OTLP2PARQUET_COMMIT_BATCH_COMPACTIONS", "100"));
+        let settings = CommitterSettings::from_variables(&Variables::from_pairs(&pairs)).unwrap();
+        assert_eq!(
+            settings.staging,
+            Some(Staging {
+                max_compactions: 100,
+                max_wait: Duration::from_secs(60)
+            })
+        );
     }
 
     #[test]
@@ -157,6 +216,7 @@ mod tests {
             ("OTLP2PARQUET_STATE_URI", ""),
             ("OTLP2PARQUET_COMMIT_QUEUE_URL", "commit"),
             ("OTLP2PARQUET_COMMIT_LEASE_SECS", "long"),
+            ("OTLP2PARQUET_COMMIT_BATCH_COMPACTIONS", "many"),
         ] {
             let mut pairs = GOOD.to_vec();
             pairs.retain(|(name, _)| *name != broken);

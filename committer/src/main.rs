@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use otlp2parquet_committer_lambda::handler::{Committer, CommitterSettings};
 
@@ -22,9 +21,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             .await
             .inspect_err(|e| tracing::error!(error = %e, "cannot reach the catalog"))?,
     );
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+    // SQS events from the commit queue, and a schedule's events to commit
+    // what staging gathered (OTLP2PARQUET_COMMIT_BATCH_COMPACTIONS).
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let committer = committer.clone();
-        async move { Ok::<_, lambda_runtime::Error>(committer.handle(event.payload).await) }
+        async move { Ok::<_, lambda_runtime::Error>(committer.handle_event(event.payload).await?) }
     }))
     .await
 }

@@ -24,7 +24,7 @@ use otlp2parquet_iceberg::s3tables::S3TablesCatalog;
 use otlp2parquet_iceberg::storage::PortStorageFactory;
 use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
 use otlp2parquet_testkit::lambda_runtime_api::{
-    FunctionProcess, RuntimeApi, batch_item_failures, lambda_environment,
+    FunctionProcess, Invocation, RuntimeApi, batch_item_failures, lambda_environment,
 };
 use otlp2parquet_testkit::moto::{
     Moto, queue_with_dead_letter_queue, sdk_config, sqs_event, unique_name,
@@ -159,6 +159,24 @@ impl Deployment {
             .unwrap();
     }
 
+    /// Hands `event` to the function and, as the event source mapping does
+    /// when no message is reported failed, deletes its messages.
+    async fn deliver(&self, api: &RuntimeApi, event: Value) {
+        assert_eq!(
+            batch_item_failures(api.call(event.clone()).await),
+            Vec::<String>::new()
+        );
+        for record in event["Records"].as_array().unwrap() {
+            self.sqs
+                .delete_message()
+                .queue_url(&self.queue_url)
+                .receipt_handle(record["receiptHandle"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
     async fn rows(&self) -> usize {
         let ident = TableIdent::new(
             NamespaceIdent::new("otel".to_string()),
@@ -227,6 +245,82 @@ async fn commits_each_compaction_once_and_dead_letters_the_poison_message() {
         Vec::<String>::new()
     );
     assert_eq!(d.rows().await, 200);
+}
+
+/// With OTLP2PARQUET_COMMIT_BATCH_COMPACTIONS the function stages what a
+/// batch announces and commits once enough has gathered — or, for the last
+/// ones, when a schedule's event finds the oldest has waited long enough.
+#[tokio::test]
+async fn staged_compactions_are_committed_together_or_by_the_schedule() {
+    let d = Deployment::new().await;
+    let namespace = NamespaceIdent::new("otel".to_string());
+    let table = ensure_table(&d.catalog, &namespace, Table::Logs)
+        .await
+        .unwrap();
+    let location = table.metadata().location().to_string();
+    let api = RuntimeApi::start().await;
+    let mut environment = d.environment(&api);
+    environment.push(("OTLP2PARQUET_COMMIT_BATCH_COMPACTIONS".into(), "3".into()));
+    environment.push(("OTLP2PARQUET_COMMIT_MAX_WAIT_SECS".into(), "1".into()));
+    let _function = d.start(environment);
+    let snapshots = || async {
+        let ident = TableIdent::new(namespace.clone(), Table::Logs.name().to_string());
+        let table = d.catalog.load_table(&ident).await.unwrap();
+        table.metadata().snapshots().count()
+    };
+
+    for records in [10, 20] {
+        let ready = d.compaction(&location, records).await;
+        d.send(
+            &serde_json::to_string(&ready).unwrap(),
+            "logs",
+            &ready.compaction,
+        )
+        .await;
+        d.deliver(&api, sqs_event(&d.sqs, &d.queue_url, 1).await)
+            .await;
+    }
+    assert_eq!(
+        snapshots().await,
+        0,
+        "two compactions staged, three make a commit"
+    );
+    let third = d.compaction(&location, 30).await;
+    d.send(
+        &serde_json::to_string(&third).unwrap(),
+        "logs",
+        &third.compaction,
+    )
+    .await;
+    d.deliver(&api, sqs_event(&d.sqs, &d.queue_url, 1).await)
+        .await;
+    assert_eq!((snapshots().await, d.rows().await), (1, 60));
+
+    // The last one alone: the schedule commits it once it has waited 1 s.
+    let last = d.compaction(&location, 5).await;
+    d.send(
+        &serde_json::to_string(&last).unwrap(),
+        "logs",
+        &last.compaction,
+    )
+    .await;
+    d.deliver(&api, sqs_event(&d.sqs, &d.queue_url, 1).await)
+        .await;
+    let scheduled = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event"});
+    let Invocation::Response(early) = api.call(scheduled.clone()).await else {
+        panic!("the scheduled event failed")
+    };
+    assert_eq!(early["commits"], 0, "{early}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let Invocation::Response(due) = api.call(scheduled).await else {
+        panic!("the scheduled event failed")
+    };
+    assert_eq!(
+        (due["commits"].as_u64(), due["rows"].as_u64()),
+        (Some(1), Some(5)),
+        "{due}"
+    );
+    assert_eq!((snapshots().await, d.rows().await), (2, 65));
 }
 
 #[tokio::test]

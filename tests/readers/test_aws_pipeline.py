@@ -214,7 +214,8 @@ def test_otel_sdks_through_the_three_functions_into_s3_tables(moto):
 def test_the_same_stages_outside_lambda_serve_and_workers(moto, tmp_path):
     """The container form of the pipeline: `serve --compaction-queue-url` as the
     ingest stage (concurrent clients share raw files and messages), `worker compact`
-    and `worker commit` draining their queues with the functions' own handlers."""
+    and `worker commit` (staging its commits) draining their queues with the
+    functions' own handlers."""
     from cli import BIN
     from concurrent.futures import ThreadPoolExecutor
 
@@ -245,9 +246,11 @@ def test_the_same_stages_outside_lambda_serve_and_workers(moto, tmp_path):
     assert server.returncode == 0, err
     assert "ingest stage of the AWS pipeline (s3tables mode)" in out
 
-    for stage in ("compact", "commit"):
-        done = subprocess.run([BIN, "worker", stage, "--exit-when-empty"], env=env, capture_output=True,
-                              text=True, timeout=300)
+    for stage, extra in (("compact", {}), ("commit", {"OTLP2PARQUET_COMMIT_BATCH_COMPACTIONS": "100"})):
+        # The committer stages (fewer than 100 compactions: none is due) and
+        # commits what is staged when it stops.
+        done = subprocess.run([BIN, "worker", stage, "--exit-when-empty"], env={**env, **extra},
+                              capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
     # 75 SDK records and 16 posts of the same 50 records: each post is a delivery of its own.
     assert deployment.read("logs").num_rows == 75 + 16 * 50

@@ -34,6 +34,22 @@
 //! replayed message is checked against; they are kept as long as a message can
 //! come back (see the README). Snapshot summaries also carry the compaction ids
 //! ([`COMPACTIONS_PROPERTY`]), for people reading the table's history.
+//!
+//! # Staged commits
+//!
+//! A FIFO queue hands a function at most ten messages at a time, and keeps a
+//! table's message group locked while they are in flight: committing every
+//! batch makes a snapshot per ten compactions. With [`Staging`], a batch's
+//! compactions are only *staged* — each one's message body written create-only
+//! to `<namespace>/<table>/commits/staged/<compaction>.json`, after the table's
+//! *window* record (`commits/window.json`, when the first of them was staged) —
+//! and their messages are done. A table is committed once enough compactions
+//! are staged or the window is old enough ([`commit_due`]: after every batch,
+//! and on a schedule, so that the last ones do not wait for more traffic),
+//! through the same ledger as above; the staged records and the window are
+//! removed after the committed records are written. A message delivered again
+//! finds its compaction staged or committed; a committer that died after the
+//! commit finds the staged records of committed compactions and only removes them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -69,6 +85,9 @@ pub struct CommitConfig {
     /// (`otlp2parquet serve`); the function timeout on Lambda, where a new
     /// instance may start while a timed-out one's request is still in flight.
     pub pending_lease: Duration,
+    /// Gather compactions over several batches before committing (see
+    /// "Staged commits" in the module docs); `None` commits every batch.
+    pub staging: Option<Staging>,
 }
 
 impl Default for CommitConfig {
@@ -76,8 +95,25 @@ impl Default for CommitConfig {
         CommitConfig {
             namespace: otlp2parquet_core::DEFAULT_NAMESPACE.to_string(),
             pending_lease: Duration::ZERO,
+            staging: None,
         }
     }
+}
+
+/// When staged compactions are committed: whichever comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Staging {
+    /// Once this many compactions of a table are staged.
+    pub max_compactions: usize,
+    /// Once the first staged compaction of a table has waited this long.
+    pub max_wait: Duration,
+}
+
+/// When a table's staged compactions started gathering.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Window {
+    opened_ms: u64,
 }
 
 /// What one batch did: an outcome per message, and counts for logs and metrics.
@@ -119,6 +155,14 @@ fn committed_key(namespace: &str, table: Table, compaction: &str) -> String {
     format!("{namespace}/{}/commits/done/{compaction}", table.name())
 }
 
+fn staged_prefix(namespace: &str, table: Table) -> String {
+    format!("{namespace}/{}/commits/staged/", table.name())
+}
+
+fn window_key(namespace: &str, table: Table) -> String {
+    format!("{namespace}/{}/commits/window.json", table.name())
+}
+
 /// Appends the files that `messages` announce; see the module docs. `state`
 /// holds the commit ledger (a directory, or a general-purpose S3 bucket).
 pub async fn commit(
@@ -149,6 +193,23 @@ pub async fn commit(
             Err(reason) => report.outcomes[index] = Outcome::Poison(reason),
         }
     }
+    if let Some(staging) = config.staging {
+        for (table, entries) in &by_table {
+            if let Err(e) = stage(state, config, *table, entries).await {
+                warn!(%table, messages = entries.len(), error = %e, "staging failed");
+                let outcome = Outcome::Retry(format!("staging for {table}: {e}"));
+                for (index, _) in entries {
+                    report.outcomes[*index] = outcome.clone();
+                }
+            }
+        }
+        let due = commit_due_tables(catalog, state, config, staging, false).await;
+        report.commits += due.commits;
+        report.files += due.files;
+        report.rows += due.rows;
+        report.already_committed += due.already_committed;
+        return report;
+    }
     let namespace = NamespaceIdent::new(config.namespace.clone());
     for (table, entries) in by_table {
         let ready: Vec<&DataFilesReady> = entries.iter().map(|(_, r)| r).collect();
@@ -172,6 +233,131 @@ pub async fn commit(
         }
     }
     report
+}
+
+/// Records `entries`' compactions as staged for `table` (module docs), the
+/// window first. Compactions already committed are left out.
+async fn stage(
+    state: &dyn ObjectStore,
+    config: &CommitConfig,
+    table: Table,
+    entries: &[(usize, DataFilesReady)],
+) -> Result<()> {
+    let namespace = &config.namespace;
+    let mut new = Vec::new();
+    for (_, ready) in entries {
+        if !state
+            .exists(&committed_key(namespace, table, &ready.compaction))
+            .await?
+        {
+            new.push(ready);
+        }
+    }
+    if new.is_empty() {
+        return Ok(());
+    }
+    // A plain struct of numbers always serializes.
+    let window = serde_json::to_vec(&Window {
+        opened_ms: now_ms(),
+    })
+    .unwrap_or_default();
+    state
+        .put_if_absent(&window_key(namespace, table), window.into())
+        .await?;
+    for ready in new {
+        let key = format!(
+            "{}{}.json",
+            staged_prefix(namespace, table),
+            ready.compaction
+        );
+        let body = serde_json::to_vec(ready).unwrap_or_default();
+        state.put_if_absent(&key, body.into()).await?;
+    }
+    Ok(())
+}
+
+/// Commits the tables whose staged compactions are due (module docs): call
+/// it on a schedule, so that the last compactions of a quiet period do not
+/// wait for more traffic; `force` commits whatever is staged (a shutdown).
+/// Without staging it does nothing.
+pub async fn commit_due(
+    catalog: &dyn Catalog,
+    state: &dyn ObjectStore,
+    config: &CommitConfig,
+    force: bool,
+) -> CommitReport {
+    match config.staging {
+        Some(staging) => commit_due_tables(catalog, state, config, staging, force).await,
+        None => CommitReport::default(),
+    }
+}
+
+async fn commit_due_tables(
+    catalog: &dyn Catalog,
+    state: &dyn ObjectStore,
+    config: &CommitConfig,
+    staging: Staging,
+    force: bool,
+) -> CommitReport {
+    let mut report = CommitReport::default();
+    let namespace = NamespaceIdent::new(config.namespace.clone());
+    for table in Table::ALL {
+        match commit_staged(catalog, state, config, &namespace, table, staging, force).await {
+            Ok(Some(done)) => {
+                report.commits += usize::from(done.files > 0);
+                report.files += done.files;
+                report.rows += done.rows;
+                report.already_committed += done.already_committed;
+            }
+            Ok(None) => {}
+            // Staged compactions stay staged: the next batch or the schedule
+            // tries again.
+            Err(e) => warn!(%table, error = %e, "committing staged compactions failed"),
+        }
+    }
+    report
+}
+
+/// Commits `table`'s staged compactions if they are due; `None` if not.
+async fn commit_staged(
+    catalog: &dyn Catalog,
+    state: &dyn ObjectStore,
+    config: &CommitConfig,
+    namespace: &NamespaceIdent,
+    table: Table,
+    staging: Staging,
+    force: bool,
+) -> Result<Option<TableCommit>> {
+    let keys = state.list(&staged_prefix(&config.namespace, table)).await?;
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let window = window_key(&config.namespace, table);
+    let due = force
+        || keys.len() >= staging.max_compactions
+        || match get_json::<Window>(state, &window).await? {
+            Some(w) => now_ms().saturating_sub(w.opened_ms) >= staging.max_wait.as_millis() as u64,
+            // Staged with no window: it was removed after a commit whose
+            // staged records were not all removed. Nothing says how long
+            // these waited: commit them.
+            None => true,
+        };
+    if !due {
+        return Ok(None);
+    }
+    let mut staged = Vec::with_capacity(keys.len());
+    for key in &keys {
+        if let Some(ready) = get_json::<DataFilesReady>(state, key).await? {
+            staged.push(ready);
+        }
+    }
+    let entries: Vec<&DataFilesReady> = staged.iter().collect();
+    let done = commit_table(catalog, state, config, namespace, table, &entries).await?;
+    // Every staged compaction is in the table now (committed just now, or
+    // before a predecessor died): their staged records are done with.
+    state.delete_many(&keys).await?;
+    state.delete(&window).await?;
+    Ok(Some(done))
 }
 
 /// The table and files of a message.

@@ -6,26 +6,20 @@
 //! The stage is handed messages directly, as a Lambda is; the catalog is the
 //! embedded SQLite one and the ledger lives in an in-memory store.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use iceberg::spec::{FormatVersion, deserialize_data_file_from_json, serialize_data_file_to_json};
+use iceberg::spec::deserialize_data_file_from_json;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::{Catalog, NamespaceIdent, TableIdent};
-use otlp2parquet_core::convert::convert;
-use otlp2parquet_core::datafile::data_file;
+use otlp2parquet_core::Table;
 use otlp2parquet_core::messages::DataFilesReady;
-use otlp2parquet_core::parquet::ParquetWriterBuilder;
-use otlp2parquet_core::partition::{partition_path, split_by_day};
 use otlp2parquet_core::ports::{MemoryStore, ObjectStoreError, ReceivedMessage};
-use otlp2parquet_core::schema::TableDefinition;
 use otlp2parquet_core::stage::Outcome;
-use otlp2parquet_core::{Signal, Table};
 use otlp2parquet_iceberg::catalog::{ensure_table, local_path, open_local_catalog};
 use otlp2parquet_iceberg::commit::{CommitConfig, CommitReport, commit};
-use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
+use otlp2parquet_testkit::files::data_files_ready;
 use otlp2parquet_testkit::scan::current_rows;
 use otlp2parquet_testkit::store::{Hook, HookedStore, Op, injected};
 
@@ -76,48 +70,7 @@ impl Fixture {
     /// A "data files ready" message for compaction `n`: `rows` new log records
     /// in Parquet files written into the table's data directory.
     fn message(&self, n: u64, rows: usize) -> ReceivedMessage {
-        let request = Generator::new(GeneratorConfig {
-            seed: n,
-            records_per_request: rows,
-            ..Default::default()
-        })
-        .next_request(Signal::Logs);
-        let def = TableDefinition::get(Table::Logs);
-        let partition_type = def.partition_spec.partition_type(&def.schema).unwrap();
-        let mut ready = DataFilesReady {
-            table: "logs".into(),
-            compaction: format!("compaction-{n}"),
-            rows: 0,
-            data_files: Vec::new(),
-        };
-        for (_, batch) in convert(request).unwrap().batches {
-            for (day, part) in split_by_day(Table::Logs, &batch).unwrap() {
-                let dir = self
-                    .location
-                    .join("data")
-                    .join(partition_path(Table::Logs, day));
-                std::fs::create_dir_all(&dir).unwrap();
-                let path = dir.join(format!("{n}-{}.parquet", uuid::Uuid::new_v4()));
-                let (metadata, size) = ParquetWriterBuilder::new()
-                    .write_file(def.arrow_schema.clone(), &[part], &path)
-                    .unwrap();
-                let file =
-                    data_file(Table::Logs, path.display().to_string(), size, &metadata).unwrap();
-                ready.rows += file.record_count();
-                ready.data_files.push(
-                    serialize_data_file_to_json(file, &partition_type, FormatVersion::V2).unwrap(),
-                );
-            }
-        }
-        ReceivedMessage {
-            id: format!("message-{n}"),
-            receipt: format!("receipt-{n}"),
-            body: serde_json::to_vec(&ready).unwrap(),
-            receive_count: 1,
-            attributes: BTreeMap::new(),
-            group_id: Some("otel.logs".into()),
-            sent_at: None,
-        }
+        data_files_ready(&self.location, n, rows)
     }
 
     async fn commit(&self, messages: &[ReceivedMessage]) -> CommitReport {
