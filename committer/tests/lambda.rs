@@ -269,43 +269,29 @@ async fn staged_compactions_are_committed_together_or_by_the_schedule() {
         table.metadata().snapshots().count()
     };
 
-    for records in [10, 20] {
-        let ready = d.compaction(&location, records).await;
-        d.send(
-            &serde_json::to_string(&ready).unwrap(),
-            "logs",
-            &ready.compaction,
-        )
-        .await;
-        d.deliver(&api, sqs_event(&d.sqs, &d.queue_url, 1).await)
-            .await;
-    }
+    // One compaction of `records` rows announced, and its batch delivered.
+    let announce = |records: usize| {
+        let (d, api, location) = (&d, &api, &location);
+        async move {
+            let ready = d.compaction(location, records).await;
+            let body = serde_json::to_string(&ready).unwrap();
+            d.send(&body, "logs", &ready.compaction).await;
+            d.deliver(api, sqs_event(&d.sqs, &d.queue_url, 1).await)
+                .await;
+        }
+    };
+    announce(10).await;
+    announce(20).await;
     assert_eq!(
         snapshots().await,
         0,
         "two compactions staged, three make a commit"
     );
-    let third = d.compaction(&location, 30).await;
-    d.send(
-        &serde_json::to_string(&third).unwrap(),
-        "logs",
-        &third.compaction,
-    )
-    .await;
-    d.deliver(&api, sqs_event(&d.sqs, &d.queue_url, 1).await)
-        .await;
+    announce(30).await;
     assert_eq!((snapshots().await, d.rows().await), (1, 60));
 
     // The last one alone: the schedule commits it once it has waited 1 s.
-    let last = d.compaction(&location, 5).await;
-    d.send(
-        &serde_json::to_string(&last).unwrap(),
-        "logs",
-        &last.compaction,
-    )
-    .await;
-    d.deliver(&api, sqs_event(&d.sqs, &d.queue_url, 1).await)
-        .await;
+    announce(5).await;
     let scheduled = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event"});
     let Invocation::Response(early) = api.call(scheduled.clone()).await else {
         panic!("the scheduled event failed")
