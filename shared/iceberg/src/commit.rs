@@ -337,9 +337,9 @@ async fn commit_staged(
         || keys.len() >= staging.max_compactions
         || match get_json::<Window>(state, &window).await? {
             Some(w) => now_ms().saturating_sub(w.opened_ms) >= staging.max_wait.as_millis() as u64,
-            // Staged with no window: it was removed after a commit whose
-            // staged records were not all removed. Nothing says how long
-            // these waited: commit them.
+            // Staging writes the window first and a commit removes it last,
+            // so staged records without one were left by hand: nothing says
+            // how long they waited; commit them.
             None => true,
         };
     if !due {
