@@ -159,6 +159,16 @@ impl Deployment {
             .unwrap();
     }
 
+    /// The logs table's location, the table created first as the compactor
+    /// does on first use to learn it.
+    async fn logs_location(&self) -> String {
+        let namespace = NamespaceIdent::new("otel".to_string());
+        let table = ensure_table(&self.catalog, &namespace, Table::Logs)
+            .await
+            .unwrap();
+        table.metadata().location().to_string()
+    }
+
     /// Hands `event` to the function and, as the event source mapping does
     /// when no message is reported failed, deletes its messages.
     async fn deliver(&self, api: &RuntimeApi, event: Value) {
@@ -194,12 +204,7 @@ impl Deployment {
 #[tokio::test]
 async fn commits_each_compaction_once_and_dead_letters_the_poison_message() {
     let d = Deployment::new().await;
-    // The compactor creates the table on first use to learn its location.
-    let namespace = NamespaceIdent::new("otel".to_string());
-    let table = ensure_table(&d.catalog, &namespace, Table::Logs)
-        .await
-        .unwrap();
-    let location = table.metadata().location().to_string();
+    let location = d.logs_location().await;
     let first = d.compaction(&location, 120).await;
     let second = d.compaction(&location, 80).await;
     let first_body = serde_json::to_string(&first).unwrap();
@@ -253,11 +258,8 @@ async fn commits_each_compaction_once_and_dead_letters_the_poison_message() {
 #[tokio::test]
 async fn staged_compactions_are_committed_together_or_by_the_schedule() {
     let d = Deployment::new().await;
+    let location = d.logs_location().await;
     let namespace = NamespaceIdent::new("otel".to_string());
-    let table = ensure_table(&d.catalog, &namespace, Table::Logs)
-        .await
-        .unwrap();
-    let location = table.metadata().location().to_string();
     let api = RuntimeApi::start().await;
     let mut environment = d.environment(&api);
     environment.push(("OTLP2PARQUET_COMMIT_BATCH_COMPACTIONS".into(), "3".into()));

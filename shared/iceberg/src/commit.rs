@@ -204,21 +204,17 @@ pub async fn commit(
             }
         }
         let due = commit_due_tables(catalog, state, config, staging, false).await;
-        report.commits += due.commits;
-        report.files += due.files;
-        report.rows += due.rows;
-        report.already_committed += due.already_committed;
-        return report;
+        return CommitReport {
+            outcomes: report.outcomes,
+            ..due
+        };
     }
     let namespace = NamespaceIdent::new(config.namespace.clone());
     for (table, entries) in by_table {
         let ready: Vec<&DataFilesReady> = entries.iter().map(|(_, r)| r).collect();
         match commit_table(catalog, state, config, &namespace, table, &ready).await {
             Ok(done) => {
-                report.commits += usize::from(done.files > 0);
-                report.files += done.files;
-                report.rows += done.rows;
-                report.already_committed += done.already_committed;
+                report.count(&done);
             }
             Err(e) => {
                 warn!(%table, messages = entries.len(), error = %e, "commit failed");
@@ -304,10 +300,7 @@ async fn commit_due_tables(
     for table in Table::ALL {
         match commit_staged(catalog, state, config, &namespace, table, staging, force).await {
             Ok(Some(done)) => {
-                report.commits += usize::from(done.files > 0);
-                report.files += done.files;
-                report.rows += done.rows;
-                report.already_committed += done.already_committed;
+                report.count(&done);
             }
             Ok(None) => {}
             // Staged compactions stay staged: the next batch or the schedule
@@ -367,6 +360,16 @@ fn parse(body: &[u8]) -> Result<(Table, DataFilesReady), String> {
     match Table::from_name(&ready.table) {
         Some(table) => Ok((table, ready)),
         None => Err(format!("unknown table {:?}", ready.table)),
+    }
+}
+
+impl CommitReport {
+    /// Adds what one table's commit did to the counts.
+    fn count(&mut self, done: &TableCommit) {
+        self.commits += usize::from(done.files > 0);
+        self.files += done.files;
+        self.rows += done.rows;
+        self.already_committed += done.already_committed;
     }
 }
 
