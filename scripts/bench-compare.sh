@@ -22,13 +22,12 @@ field() { grep -o "$2[ =]*[0-9.]*" "$1" | head -1 | grep -o '[0-9.]*$'; }
 echo "| payload | server | acknowledged requests/s | records/s | p50 ms | p99 ms | peak RSS MiB | records stored / acknowledged |"
 echo "|---|---|---|---|---|---|---|---|"
 for payload in "logs 81" "traces 19"; do
-  set -- $payload
-  signal=$1 records=$2
+  read -r signal records <<<"$payload"
   scripts/bench-serve.sh "$duration" "$connections" "$records" "$signal" > "$out/ours" 2>"$out/ours.err"
   scripts/bench-original.sh "$duration" "$connections" "$records" "$signal" > "$out/original" 2>"$out/original.err"
   for server in ours original; do
     f="$out/$server"
-    stored=$( [ "$server" = ours ] && field "$f" "rows committed:" || field "$f" "rows on disk:" )
+    if [ "$server" = ours ]; then stored=$(field "$f" "rows committed:"); else stored=$(field "$f" "rows on disk:"); fi
     printf '| %s (%s) | %s | %s | %s | %s | %s | %s | %s / %s |\n' \
       "$signal" "$records" "$( [ "$server" = ours ] && echo "serve" || echo "original 0.12.0")" \
       "$(field "$f" "requests/s:")" "$(field "$f" "records/s:")" \

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/bench-serve.sh and scripts/bench-original.sh, so that both
 # servers get exactly the same load and are measured the same way. Sourced.
 
@@ -37,5 +38,6 @@ bench_drive() {
 
 # bench_ok_requests LINE: the acknowledged request count of a summary line.
 bench_ok_requests() {
+  # shellcheck disable=SC2001  # a regular expression, not a substitution
   echo "$1" | sed 's/.*ok_requests=\([0-9]*\).*/\1/'
 }

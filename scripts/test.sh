@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project: formatting, lints, the Rust test
-# suite, and the Python tests: our files and tables read by PyArrow, DuckDB and
+# suite, infra/ (the CDK app: tests, synth, cfn-lint, checkov, shellcheck), and
+# the Python tests: our files and tables read by PyArrow, DuckDB and
 # PyIceberg, and `otlp2parquet serve` fed by the OpenTelemetry SDK.
 # Installs what it needs (a project-local Python virtualenv) and needs nothing
 # done by hand; uses cargo-nextest when it is installed, cargo test otherwise.
@@ -19,6 +20,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "infra/: the CDK app's tests, cdk synth, cfn-lint, checkov, shellcheck (infra/check.sh)"
+infra/check.sh
 
 step "Python virtualenv for the reader tests (.venv)"
 venv="$root/.venv"
