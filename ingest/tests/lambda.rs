@@ -289,3 +289,32 @@ async fn a_missing_or_invalid_variable_fails_the_init_and_names_it() {
         assert!(stderr.contains(broken), "{broken}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn logs_are_json_lines_when_the_function_asks_for_json() {
+    // Lambda's advanced logging controls: LoggingFormat JSON sets
+    // AWS_LAMBDA_LOG_FORMAT, and CloudWatch then expects one JSON object a line.
+    let deployment = Deployment::new().await;
+    let api = RuntimeApi::start().await;
+    let mut environment: Vec<(String, String)> = deployment
+        .environment(&api)
+        .into_iter()
+        .filter(|(name, _)| name != "OTLP2PARQUET_CATALOG")
+        .collect();
+    environment.push(("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()));
+    environment.push(("AWS_LAMBDA_LOG_LEVEL".into(), "WARN".into()));
+    let (status, stderr) = deployment.start(environment).exit().await;
+    assert!(!status.success());
+    let logged: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let error = logged
+        .iter()
+        .find(|line| line["level"] == "ERROR")
+        .unwrap_or_else(|| panic!("no JSON error line in {stderr}"));
+    assert!(
+        error.to_string().contains("OTLP2PARQUET_CATALOG"),
+        "{error}"
+    );
+}

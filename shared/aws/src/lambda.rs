@@ -5,18 +5,32 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use otlp2parquet_core::ports::ReceivedMessage;
 
-/// Logging as a function's should be: `RUST_LOG` (default `info`), no
-/// timestamps (CloudWatch adds its own) and no colours (it does not render
-/// them).
+/// Logging as a function's should be: no timestamps (CloudWatch adds its own),
+/// no colours (it does not render them), and Lambda's advanced logging
+/// controls honoured — JSON lines when the function's log format is JSON
+/// (`AWS_LAMBDA_LOG_FORMAT`), its application log level
+/// (`AWS_LAMBDA_LOG_LEVEL`) before `RUST_LOG`, `info` when neither is set.
+/// Lines go to standard error, which Lambda sends to CloudWatch as it does
+/// standard output, and which is not buffered.
 pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok();
+    let filter = level
+        .as_deref()
+        .map(|level| tracing_subscriber::EnvFilter::new(level.to_ascii_lowercase()))
+        .or_else(|| tracing_subscriber::EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
         .without_time()
         .with_ansi(false)
-        .init();
+        .with_writer(std::io::stderr);
+    if std::env::var("AWS_LAMBDA_LOG_FORMAT")
+        .is_ok_and(|format| format.eq_ignore_ascii_case("json"))
+    {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
 }
 
 /// The messages of `event`, as a stage takes them.
