@@ -58,7 +58,7 @@ send /v1/logs "{\"resourceLogs\":[{\"resource\":$resource,\"scopeLogs\":[{\"logR
 send /v1/traces "{\"resourceSpans\":[{\"resource\":$resource,\"scopeSpans\":[{\"spans\":[$spans]}]}]}"
 send /v1/metrics "{\"resourceMetrics\":[{\"resource\":$resource,\"scopeMetrics\":[{\"metrics\":[{\"name\":\"smoke.gauge\",\"gauge\":{\"dataPoints\":[$points]}}]}]}]}"
 
-echo "waiting for the commit (compaction batches for up to a minute, staged commits up to another)..."
+echo "waiting for the commit (the compaction window and the commit wait: up to about 10 minutes with the defaults)..."
 "$venv/bin/python" - "$warehouse" "$namespace" "$run" "$records" <<'PY'
 import sys, time
 import duckdb
@@ -68,7 +68,7 @@ for statement in ["INSTALL aws", "INSTALL httpfs", "INSTALL iceberg", "LOAD aws"
                   "CREATE SECRET (TYPE s3, PROVIDER credential_chain)",
                   f"ATTACH '{warehouse}' AS tables (TYPE iceberg, ENDPOINT_TYPE s3_tables)"]:
     con.execute(statement)
-deadline = time.time() + 600
+deadline = time.time() + 900
 counts = {}
 while time.time() < deadline:
     counts = {}

@@ -27,6 +27,12 @@ export interface Settings {
   /** API Gateway's steady-state requests per second and burst, for the whole API. */
   throttleRateLimit: number;
   throttleBurstLimit: number;
+  /**
+   * How long the compactor's event source gathers raw-file messages before
+   * an invocation (at most 300 s, SQS's limit): longer makes fewer, larger
+   * compacted files and fewer commits, at the cost of freshness.
+   */
+  compactionWindowSecs: number;
   /** The committer commits a table once this many compactions are staged... */
   commitBatchCompactions: number;
   /** ...or once the oldest staged one has waited this long. */
@@ -76,7 +82,8 @@ export function readSettings(get: (name: string) => unknown): Settings {
     throttleRateLimit: whole(get, 'throttleRateLimit', 100, 1, 10_000),
     throttleBurstLimit: whole(get, 'throttleBurstLimit', 200, 1, 5_000),
     commitBatchCompactions: whole(get, 'commitBatchCompactions', 100, 1, 10_000),
-    commitMaxWaitSecs: whole(get, 'commitMaxWaitSecs', 60, 1, 3_600),
+    compactionWindowSecs: whole(get, 'compactionWindowSecs', 300, 0, 300),
+    commitMaxWaitSecs: whole(get, 'commitMaxWaitSecs', 300, 1, 3_600),
     logRetentionDays: retention(get),
   };
 }

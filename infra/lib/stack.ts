@@ -185,10 +185,11 @@ export class Otlp2ParquetStack extends cdk.Stack {
       logGroup: logGroup(this, 'CompactorLogs', settings),
     });
     compactor.addEventSource(new SqsEventSource(compaction.queue, {
-      // Up to 100 raw-file messages a minute per invocation: fewer, larger
-      // compacted files. One bad message fails alone.
-      batchSize: 100,
-      maxBatchingWindow: cdk.Duration.seconds(60),
+      // Many raw-file messages per invocation (a few hundred bytes each, far
+      // under Lambda's 6 MB event): fewer, larger compacted files and fewer
+      // commits. One bad message fails alone.
+      batchSize: 500,
+      maxBatchingWindow: cdk.Duration.seconds(settings.compactionWindowSecs),
       reportBatchItemFailures: true,
     }));
 
