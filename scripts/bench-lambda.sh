@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Figures of the three Lambda functions on this machine (README, "The Lambda
-# binaries"): stripped sizes with the `lambda` profile (thin LTO, one codegen
-# unit, as `cargo lambda build --release`), cold start of the ingest function
+# binaries"): stripped sizes with the `lambda` and `lambda-ingest` profiles
+# (thin LTO, one codegen unit, as `cargo lambda build --release`), cold start of the ingest function
 # to its first answer, and warm ingest throughput, against moto.
 #
 # Needs the .venv that scripts/test.sh creates (moto, boto3). The first build
@@ -14,7 +14,11 @@ cd "$(dirname "$0")/.."
 venv="$PWD/.venv"
 [ -x "$venv/bin/python" ] || { echo "run scripts/test.sh once first (it creates .venv)" >&2; exit 1; }
 bench_target="${BENCH_TARGET_DIR:-$HOME/.cache/otlp2parquet/bench-target}"
-CARGO_TARGET_DIR="$bench_target" cargo build --profile lambda --locked -p otlp2parquet-ingest-lambda \
+# The ingest function alone, with its own profile: built beside the others,
+# Cargo would unify its features with theirs (iceberg's Parquet codecs, ...)
+# and the size measured would not be the function's.
+CARGO_TARGET_DIR="$bench_target" cargo build --profile lambda-ingest --locked -p otlp2parquet-ingest-lambda >&2
+CARGO_TARGET_DIR="$bench_target" cargo build --profile lambda --locked \
   -p otlp2parquet-compactor-lambda -p otlp2parquet-committer-lambda >&2
 out="$bench_target/lambda"
 # `otlp2parquet generate` makes the requests: the test build will do.
@@ -29,4 +33,4 @@ for _ in $(seq 300); do curl -sf -o /dev/null "http://127.0.0.1:$port/moto-api/"
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GiB"
 "$venv/bin/python" scripts/bench_lambda.py "http://127.0.0.1:$port" "$test_target/debug/otlp2parquet" \
-  "$out/otlp2parquet-ingest" "$out/otlp2parquet-compactor" "$out/otlp2parquet-committer" "${1:-1000}"
+  "$bench_target/lambda-ingest/otlp2parquet-ingest" "$out/otlp2parquet-compactor" "$out/otlp2parquet-committer" "${1:-1000}"
