@@ -74,6 +74,7 @@ pub enum Error {
     #[error("writing Parquet: {0}")]
     Parquet(#[from] ::parquet::errors::ParquetError),
     /// An Iceberg schema, partition spec or sort order was rejected by the `iceberg` crate.
+    #[cfg(feature = "iceberg")]
     #[error("Iceberg: {0}")]
     Iceberg(#[from] iceberg::Error),
     /// The object store failed or lacks an object.
@@ -133,6 +134,7 @@ impl Error {
             Error::Io { .. } | Error::Overloaded(_) => true,
             Error::ObjectStore(e) => e.retryable(),
             Error::Queue(e) => e.retryable(),
+            #[cfg(feature = "iceberg")]
             Error::Iceberg(e) => e.retryable(),
             _ => false,
         }

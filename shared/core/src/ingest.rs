@@ -18,7 +18,7 @@ use crate::otlp::ExportRequest;
 use crate::parquet::ParquetWriterBuilder;
 use crate::partition::{partition_path, split_by_day};
 use crate::ports::{ObjectStore, Queue, SendOptions};
-use crate::schema::TableDefinition;
+use crate::schema::arrow_schema;
 use crate::{Error, Table};
 
 /// What an ingest did.
@@ -85,7 +85,7 @@ pub fn encode_day_parts(
     by_file
         .into_iter()
         .map(|((table, day), batches)| {
-            let schema = TableDefinition::get(table).arrow_schema.clone();
+            let schema = arrow_schema(table).clone();
             let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
             // The writer buffers batches into row groups itself: no concatenation.
             let bytes = writer.write(schema, &batches, Vec::new())?;

@@ -8,11 +8,12 @@
 //!   generated `opentelemetry-proto` request types.
 //! - [`convert`] turns a decoded request into one Arrow `RecordBatch` per destination
 //!   table, rejecting invalid records one by one the way OTLP's `partial_success` does.
-//! - [`schema`] defines those tables once, as Iceberg schemas with stable field ids,
-//!   partition specs and sort orders; the Arrow schemas are derived from them so that
-//!   every Parquet column carries the Iceberg field id readers map columns by.
-//! - [`partition`] splits rows by day and names partition directories;
-//!   [`datafile`] describes a written file for a catalog from its footer.
+//! - [`schema`] defines those tables once: columns, the Arrow schemas whose every
+//!   field carries the Iceberg field id readers map columns by, and (the `iceberg`
+//!   feature) the Iceberg schemas, partition specs and sort orders.
+//! - [`partition`] splits rows by day and names partition directories; with the
+//!   `iceberg` feature, `datafile` describes a written file for a catalog from its
+//!   footer.
 //! - [`parquet`] writes record batches as Parquet files with the project's settings.
 //! - [`ports`] are the small traits (object store, queue) every stage runs over;
 //!   [`messages`] the bodies the stages send each other; [`stage`] the outcome a
@@ -28,6 +29,7 @@
 
 pub mod convert;
 pub mod crash;
+#[cfg(feature = "iceberg")]
 pub mod datafile;
 pub mod dead_letters;
 mod error;

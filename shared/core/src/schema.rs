@@ -1,9 +1,13 @@
 //! The seven tables, defined once: columns, Iceberg field ids, partition specs, sort orders.
 //!
-//! The Iceberg schema is the source of truth. The Arrow schema the converter builds
-//! against is derived from it with `iceberg::arrow::schema_to_arrow_schema`, which
-//! puts each field's id into the `PARQUET:field_id` metadata, so every Parquet file
-//! written from these batches maps onto the Iceberg table by id rather than by name.
+//! The columns below are the source of truth. [`arrow_schema`] is the Arrow
+//! schema the converter builds batches in, with each field's id in the
+//! `PARQUET:field_id` metadata, so every Parquet file written from these batches
+//! maps onto the Iceberg table by id rather than by name. With the `iceberg`
+//! feature, [`TableDefinition`] adds the Iceberg schema, partition spec and sort
+//! order a catalog needs; the ingest path does without (and without the `iceberg`
+//! crate), and a test checks that `iceberg::arrow::schema_to_arrow_schema` of the
+//! Iceberg schema is exactly [`arrow_schema`].
 //!
 //! Column names follow the OpenTelemetry Collector's ClickHouse exporter so that
 //! queries written for that schema carry over.
@@ -11,23 +15,20 @@
 //! Field ids are the ones an Iceberg catalog assigns when it creates the table: a
 //! catalog re-numbers the fields of a new table whatever ids the request carried
 //! (Iceberg's "fresh ids": the fields of a struct get consecutive ids, then the
-//! fields nested in each of them, in order). Deriving our ids through the same
-//! assignment (`TableMetadataBuilder::new`) makes the ids in every Parquet file we
-//! write equal to those of the tables we create, before and after creation. Columns
-//! are only ever appended; an existing table keeps the ids it was created with.
+//! fields nested in each of them, in order). [`IdAllocator`] hands them out in that
+//! order, and a test checks them against the assignment itself
+//! (`TableMetadataBuilder::new`), so the ids in every Parquet file we write equal
+//! those of the tables we create. Columns are only ever appended; an existing
+//! table keeps the ids it was created with.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use arrow::datatypes::SchemaRef as ArrowSchemaRef;
-use std::collections::HashMap;
-
-use iceberg::spec::{
-    FormatVersion, ListType, MapType, NestedField, NullOrder, PartitionSpec, PrimitiveType, Schema,
-    SortDirection, SortField, SortOrder, StructType, TableMetadataBuilder, Transform, Type,
-    UnboundPartitionSpec,
+use arrow::datatypes::{
+    DataType, Field, Fields, Schema as ArrowSchema, SchemaRef as ArrowSchemaRef, TimeUnit,
 };
 
-use crate::{Result, Table};
+use crate::Table;
 
 /// The type of a column, as far as this project uses Iceberg's types.
 #[derive(Debug, Clone, PartialEq)]
@@ -366,6 +367,82 @@ pub fn sort_columns(table: Table) -> Vec<&'static str> {
     }
 }
 
+/// The metadata key Parquet readers (and Iceberg) take a field's id from.
+const FIELD_ID_KEY: &str = "PARQUET:field_id";
+
+fn with_id(field: Field, id: i32) -> Field {
+    field.with_metadata(HashMap::from([(FIELD_ID_KEY.to_string(), id.to_string())]))
+}
+
+fn arrow_type(ty: &ColumnType, ids: &mut IdAllocator) -> DataType {
+    match ty {
+        ColumnType::String => DataType::Utf8,
+        ColumnType::Int => DataType::Int32,
+        ColumnType::Long => DataType::Int64,
+        ColumnType::Double => DataType::Float64,
+        ColumnType::Boolean => DataType::Boolean,
+        ColumnType::Timestamptz => {
+            DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()))
+        }
+        ColumnType::Attributes => {
+            let key = with_id(Field::new("key", DataType::Utf8, false), ids.take());
+            let value = with_id(Field::new("value", DataType::Utf8, false), ids.take());
+            let entries = Field::new(
+                "key_value",
+                DataType::Struct(Fields::from(vec![key, value])),
+                false,
+            );
+            DataType::Map(Arc::new(entries), false)
+        }
+        ColumnType::List(element) => {
+            let id = ids.take();
+            let element_type = arrow_type(element, ids);
+            DataType::List(Arc::new(with_id(
+                Field::new("element", element_type, false),
+                id,
+            )))
+        }
+        ColumnType::Struct(fields) => {
+            let field_ids: Vec<i32> = fields.iter().map(|_| ids.take()).collect();
+            let nested: Vec<Field> = fields
+                .iter()
+                .zip(field_ids)
+                .map(|(field, id)| arrow_field(id, field, ids))
+                .collect();
+            DataType::Struct(Fields::from(nested))
+        }
+    }
+}
+
+/// A column as an Arrow field: its id, and its source as the `doc` metadata
+/// (as Iceberg writes a field's doc into Arrow schemas).
+fn arrow_field(id: i32, column: &Column, ids: &mut IdAllocator) -> Field {
+    let ty = arrow_type(&column.ty, ids);
+    Field::new(column.name, ty, !column.required).with_metadata(HashMap::from([
+        (FIELD_ID_KEY.to_string(), id.to_string()),
+        ("doc".to_string(), column.source.to_string()),
+    ]))
+}
+
+fn build_arrow_schema(table: Table) -> ArrowSchemaRef {
+    let mut ids = IdAllocator { next: 1 };
+    let columns = columns(table);
+    let top_level: Vec<i32> = columns.iter().map(|_| ids.take()).collect();
+    let fields: Vec<Field> = columns
+        .iter()
+        .zip(top_level)
+        .map(|(column, id)| arrow_field(id, column, &mut ids))
+        .collect();
+    Arc::new(ArrowSchema::new(fields))
+}
+
+/// The Arrow schema of `table`'s batches, with field ids, built once per process.
+pub fn arrow_schema(table: Table) -> &'static ArrowSchemaRef {
+    static SCHEMAS: OnceLock<Vec<ArrowSchemaRef>> = OnceLock::new();
+    let all = SCHEMAS.get_or_init(|| Table::ALL.iter().map(|&t| build_arrow_schema(t)).collect());
+    &all[Table::ALL.iter().position(|t| *t == table).unwrap_or(0)]
+}
+
 /// Hands out provisional field ids; the catalog's assignment replaces them (see
 /// the module docs), they only need to be unique.
 struct IdAllocator {
@@ -380,207 +457,12 @@ impl IdAllocator {
     }
 }
 
-fn iceberg_type(ty: &ColumnType, ids: &mut IdAllocator) -> Type {
-    match ty {
-        ColumnType::String => Type::Primitive(PrimitiveType::String),
-        ColumnType::Int => Type::Primitive(PrimitiveType::Int),
-        ColumnType::Long => Type::Primitive(PrimitiveType::Long),
-        ColumnType::Double => Type::Primitive(PrimitiveType::Double),
-        ColumnType::Boolean => Type::Primitive(PrimitiveType::Boolean),
-        ColumnType::Timestamptz => Type::Primitive(PrimitiveType::Timestamptz),
-        ColumnType::Attributes => {
-            let key = ids.take();
-            let value = ids.take();
-            Type::Map(MapType::new(
-                NestedField::map_key_element(key, Type::Primitive(PrimitiveType::String)).into(),
-                NestedField::map_value_element(value, Type::Primitive(PrimitiveType::String), true)
-                    .into(),
-            ))
-        }
-        ColumnType::List(element) => {
-            let id = ids.take();
-            let element_type = iceberg_type(element, ids);
-            Type::List(ListType::new(
-                NestedField::list_element(id, element_type, true).into(),
-            ))
-        }
-        ColumnType::Struct(fields) => {
-            let field_ids: Vec<i32> = fields.iter().map(|_| ids.take()).collect();
-            let nested = fields
-                .iter()
-                .zip(field_ids)
-                .map(|(field, id)| nested_field(id, field, ids).into())
-                .collect();
-            Type::Struct(StructType::new(nested))
-        }
-    }
-}
+#[cfg(feature = "iceberg")]
+mod iceberg_schema;
+#[cfg(feature = "iceberg")]
+pub use iceberg_schema::{TableDefinition, markdown};
 
-fn nested_field(id: i32, column: &Column, ids: &mut IdAllocator) -> NestedField {
-    let ty = iceberg_type(&column.ty, ids);
-    NestedField::new(id, column.name, ty, column.required).with_doc(column.source)
-}
-
-/// Everything a table needs in a catalog: schema, partition spec, sort order, and
-/// the Arrow schema (with field ids) the converter produces batches in.
-#[derive(Debug)]
-pub struct TableDefinition {
-    /// Which table this is.
-    pub table: Table,
-    /// The Iceberg schema (schema id 0).
-    pub schema: Arc<Schema>,
-    /// `day(<time column>)`.
-    pub partition_spec: PartitionSpec,
-    /// See [`sort_columns`].
-    pub sort_order: SortOrder,
-    /// The Arrow schema derived from `schema`, with `PARQUET:field_id` metadata.
-    pub arrow_schema: ArrowSchemaRef,
-}
-
-impl TableDefinition {
-    fn build(table: Table) -> Result<Self> {
-        let mut ids = IdAllocator { next: 1 };
-        let columns = columns(table);
-        let top_level: Vec<i32> = columns.iter().map(|_| ids.take()).collect();
-        let fields = columns
-            .iter()
-            .zip(top_level)
-            .map(|(column, id)| nested_field(id, column, &mut ids).into())
-            .collect::<Vec<_>>();
-        let provisional = Schema::builder()
-            .with_schema_id(0)
-            .with_fields(fields)
-            .build()?;
-        // Number the fields exactly as a catalog will when it creates the table.
-        let schema = Arc::new(
-            TableMetadataBuilder::new(
-                provisional,
-                UnboundPartitionSpec::builder().build(),
-                SortOrder::unsorted_order(),
-                "memory://otlp2parquet".to_string(),
-                FormatVersion::V2,
-                HashMap::new(),
-            )?
-            .build()?
-            .metadata
-            .current_schema()
-            .as_ref()
-            .clone(),
-        );
-        let time = time_column(table);
-        let partition_spec = PartitionSpec::builder(schema.clone())
-            .with_spec_id(0)
-            .add_partition_field(time, format!("{time}_day"), Transform::Day)?
-            .build()?;
-        let mut sort = SortOrder::builder();
-        sort.with_order_id(1);
-        for name in sort_columns(table) {
-            let field = schema.field_by_name(name).ok_or_else(|| {
-                iceberg::Error::new(
-                    iceberg::ErrorKind::DataInvalid,
-                    format!("sort column {name} is not in table {table}"),
-                )
-            })?;
-            sort.with_sort_field(
-                SortField::builder()
-                    .source_id(field.id)
-                    .transform(Transform::Identity)
-                    .direction(SortDirection::Ascending)
-                    .null_order(NullOrder::First)
-                    .build(),
-            );
-        }
-        let sort_order = sort.build(&schema)?;
-        let arrow_schema = Arc::new(iceberg::arrow::schema_to_arrow_schema(&schema)?);
-        Ok(TableDefinition {
-            table,
-            schema,
-            partition_spec,
-            sort_order,
-            arrow_schema,
-        })
-    }
-
-    /// The definition of `table`, built once per process.
-    pub fn get(table: Table) -> &'static TableDefinition {
-        static DEFINITIONS: OnceLock<Vec<TableDefinition>> = OnceLock::new();
-        let all = DEFINITIONS.get_or_init(|| {
-            Table::ALL
-                .iter()
-                .map(|&t| {
-                    // The definitions are constants of this crate: failing to build
-                    // one is a bug caught by the unit tests, not a runtime condition.
-                    TableDefinition::build(t).expect("table definitions are valid")
-                })
-                .collect()
-        });
-        &all[Table::ALL.iter().position(|t| *t == table).unwrap_or(0)]
-    }
-}
-
-/// How a type is written in the README: Iceberg's names, nested types spelled out.
-fn type_name(ty: &Type) -> String {
-    match ty {
-        Type::Primitive(p) => p.to_string(),
-        Type::Map(m) => format!(
-            "map<{}, {}>",
-            type_name(&m.key_field.field_type),
-            type_name(&m.value_field.field_type)
-        ),
-        Type::List(l) => format!("list<{}>", type_name(&l.element_field.field_type)),
-        Type::Struct(_) => "struct".to_string(),
-    }
-}
-
-/// One Markdown row per field, nested fields under their dotted path.
-fn markdown_rows(path: &str, field: &NestedField, out: &mut String) {
-    use std::fmt::Write;
-    let nullable = if field.required { "" } else { " (nullable)" };
-    let _ = writeln!(
-        out,
-        "| `{path}` | `{}`{nullable} | {} | {} |",
-        type_name(&field.field_type),
-        field.id,
-        field.doc.as_deref().unwrap_or("")
-    );
-    let children: Vec<&NestedField> = match field.field_type.as_ref() {
-        Type::Primitive(_) => vec![],
-        Type::Map(m) => vec![&m.key_field, &m.value_field],
-        Type::List(l) => vec![&l.element_field],
-        Type::Struct(s) => s.fields().iter().map(|f| f.as_ref()).collect(),
-    };
-    for child in children {
-        markdown_rows(&format!("{path}.{}", child.name), child, out);
-    }
-}
-
-/// Renders the column table of every table as Markdown (the README's schema section).
-pub fn markdown() -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    for table in Table::ALL {
-        let def = TableDefinition::get(table);
-        let _ = writeln!(
-            out,
-            "#### `{}` — partitioned by `day({})`, sorted by {}\n",
-            table.name(),
-            time_column(table),
-            sort_columns(table)
-                .iter()
-                .map(|c| format!("`{c}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        out.push_str("| Column | Type | Field id | Source |\n|---|---|---|---|\n");
-        for field in def.schema.as_struct().fields() {
-            markdown_rows(&field.name, field, &mut out);
-        }
-        out.push('\n');
-    }
-    out
-}
-
-#[cfg(test)]
+#[cfg(all(test, feature = "iceberg"))]
 mod tests {
     use super::*;
 
@@ -625,6 +507,26 @@ mod tests {
         for table in Table::ALL {
             let text = format!("{:?}", TableDefinition::get(table).schema);
             assert!(!text.contains("Fixed") && !text.contains("Uuid"), "{table}");
+        }
+    }
+
+    #[test]
+    fn the_arrow_schema_is_what_iceberg_makes_of_the_iceberg_schema() {
+        for table in Table::ALL {
+            let def = TableDefinition::get(table);
+            let from_iceberg = iceberg::arrow::schema_to_arrow_schema(&def.schema).unwrap();
+            assert_eq!(arrow_schema(table).as_ref(), &from_iceberg, "{table}");
+        }
+    }
+
+    #[test]
+    fn field_ids_are_given_in_the_order_a_catalog_gives_them() {
+        // The provisional schema (our ids) is what the catalog's re-numbering
+        // leaves unchanged.
+        for table in Table::ALL {
+            let def = TableDefinition::get(table);
+            let ours = TableDefinition::provisional_schema(table).unwrap();
+            assert_eq!(ours.as_struct(), def.schema.as_struct(), "{table}");
         }
     }
 }

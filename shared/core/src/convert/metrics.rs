@@ -21,13 +21,12 @@ use super::builders::{
 };
 use super::values::{check_id, hex};
 use super::{Limits, Rejections, assemble};
-use crate::schema::TableDefinition;
+use crate::schema::arrow_schema;
 use crate::{Error, Result, Table};
 
 /// The data type of a column of `table`, looked up by name.
 fn dt(table: Table, name: &str) -> Result<&'static arrow::datatypes::DataType, ArrowError> {
-    TableDefinition::get(table)
-        .arrow_schema
+    arrow_schema(table)
         .field_with_name(name)
         .map(|f| f.data_type())
 }

@@ -24,7 +24,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message as _;
 
 use crate::otlp::ExportRequest;
-use crate::schema::TableDefinition;
+use crate::schema::arrow_schema;
 use crate::{Error, Result, Table};
 
 use builders::ResourceScopeColumns;
@@ -217,7 +217,7 @@ fn assemble(
     mut columns: Vec<ArrayRef>,
     common: &mut ResourceScopeColumns,
 ) -> Result<(Table, RecordBatch)> {
-    let schema = TableDefinition::get(table).arrow_schema.clone();
+    let schema = arrow_schema(table).clone();
     let arrow = |source| Error::Arrow {
         table: table.name(),
         source,
@@ -234,7 +234,7 @@ fn assemble(
 
 /// The data type of `table`'s column `name`; the names are this crate's constants.
 fn column_type(table: Table, name: &str) -> Result<&'static arrow::datatypes::DataType> {
-    let schema = &TableDefinition::get(table).arrow_schema;
+    let schema = arrow_schema(table);
     schema
         .field_with_name(name)
         .map(|f| f.data_type())
