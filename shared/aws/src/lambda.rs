@@ -4,6 +4,7 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use otlp2parquet_core::ports::ReceivedMessage;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 
 /// Logging as a function's should be: no timestamps (CloudWatch adds its own),
 /// no colours (it does not render them), and Lambda's advanced logging
@@ -13,24 +14,47 @@ use otlp2parquet_core::ports::ReceivedMessage;
 /// Lines go to standard error, which Lambda sends to CloudWatch as it does
 /// standard output, and which is not buffered.
 pub fn init_logging() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").ok();
-    let filter = level
-        .as_deref()
-        .map(|level| tracing_subscriber::EnvFilter::new(level.to_ascii_lowercase()))
-        .or_else(|| tracing_subscriber::EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let filter = log_filter(
+        std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
+        std::env::var("RUST_LOG").ok().as_deref(),
+    );
+    let lines = tracing_subscriber::fmt::layer()
         .without_time()
         .with_ansi(false)
         .with_writer(std::io::stderr);
-    if std::env::var("AWS_LAMBDA_LOG_FORMAT")
-        .is_ok_and(|format| format.eq_ignore_ascii_case("json"))
-    {
-        logs.json().init();
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT")
+        .is_ok_and(|format| format.eq_ignore_ascii_case("json"));
+    let registry = tracing_subscriber::registry().with(filter);
+    if json {
+        registry.with(lines.json()).init();
     } else {
-        logs.init();
+        registry.with(lines).init();
     }
+}
+
+/// Which events are logged: Lambda's level (`TRACE` … `FATAL`) when the
+/// function has one, else `RUST_LOG`'s directives (`info`,
+/// `warn,otlp2parquet_http=debug`), else `info`. Per-target directives, not
+/// `EnvFilter`'s span and field matching: that one needs regular expressions,
+/// which the ingest function's size cannot afford for a feature no one uses
+/// here.
+fn log_filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> Targets {
+    let from_lambda = lambda_level.and_then(|level| {
+        // Lambda's FATAL is tracing's ERROR.
+        let level = if level.eq_ignore_ascii_case("fatal") {
+            "error"
+        } else {
+            level
+        };
+        let level: LevelFilter = level.parse().ok()?;
+        Some(Targets::new().with_default(level))
+    });
+    from_lambda
+        .or_else(|| rust_log.and_then(|directives| directives.parse().ok()))
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
 }
 
 /// The messages of `event`, as a stage takes them.
@@ -82,6 +106,25 @@ pub fn batch_response(failed: Vec<String>) -> SqsBatchResponse {
 
 #[cfg(test)]
 mod tests {
+    use tracing::Level;
+
+    #[test]
+    fn the_log_level_comes_from_lambda_then_rust_log_then_info() {
+        let at = |filter: &Targets, target: &str, level: Level| filter.would_enable(target, &level);
+        let lambda = log_filter(Some("WARN"), Some("trace"));
+        assert!(at(&lambda, "otlp2parquet_core", Level::WARN));
+        assert!(!at(&lambda, "otlp2parquet_core", Level::INFO));
+        let fatal = log_filter(Some("FATAL"), None);
+        assert!(at(&fatal, "x", Level::ERROR) && !at(&fatal, "x", Level::WARN));
+        let directives = log_filter(None, Some("warn,otlp2parquet_http=debug"));
+        assert!(at(&directives, "otlp2parquet_http::router", Level::DEBUG));
+        assert!(!at(&directives, "hyper", Level::INFO));
+        let neither = log_filter(None, None);
+        assert!(at(&neither, "x", Level::INFO) && !at(&neither, "x", Level::DEBUG));
+        let garbage = log_filter(Some("loud"), Some("=?="));
+        assert!(at(&garbage, "x", Level::INFO) && !at(&garbage, "x", Level::DEBUG));
+    }
+
     use super::*;
 
     #[test]
