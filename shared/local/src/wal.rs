@@ -29,6 +29,7 @@
 //!   [`WalConfig::max_backlog_bytes`] requests are refused as overloaded (503
 //!   with Retry-After) until the drainer catches up.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Cursor, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -37,14 +38,19 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use arrow::ipc::reader::StreamReader;
-use arrow::ipc::writer::StreamWriter;
+use arrow::array::RecordBatch;
+use arrow::buffer::Buffer;
+use arrow::ipc::reader::{StreamReader, read_record_batch};
+use arrow::ipc::writer::{
+    CompressionContext, DictionaryTracker, IpcDataGenerator, IpcWriteOptions,
+};
 use otlp2parquet_core::crash::crash_point;
 use otlp2parquet_core::ingest::{
     DayPart, Ingestor, announce_raw_files, encode_day_parts, named_raw_file_key,
 };
 use otlp2parquet_core::parquet::ParquetWriterBuilder;
 use otlp2parquet_core::ports::{ObjectStore, Queue, SendOptions};
+use otlp2parquet_core::schema::arrow_schema;
 use otlp2parquet_core::telemetry::Telemetry;
 use otlp2parquet_core::{Error, Table};
 use tokio::sync::oneshot;
@@ -305,19 +311,27 @@ fn existing_segments(dir: &Path) -> io::Result<Vec<Sealed>> {
 }
 
 // A record is `length: u32 LE, crc32 of the payload: u32 LE, the segment's
-// sequence number: u64 LE, payload`; the payload is `format: u8` (1: LZ4
-// block, uncompressed size prepended) and the compressed body: `parts: u32 LE`
+// sequence number: u64 LE, payload`; the payload is `format: u8` and an LZ4
+// block with its uncompressed size prepended. The block holds `parts: u32 LE`
 // and, for each part, `table name length: u8, table name, has day: u8, day:
-// i32 LE, IPC length: u64 LE, an Arrow IPC stream of one batch`. One record
-// per request, so a torn write loses whole requests. The sequence number tells
-// this segment's records from those a recycled file still holds past them.
+// i32 LE`, then (format 2) `metadata length: u32 LE, body length: u64 LE` and
+// an Arrow IPC record batch message: its flatbuffer metadata and its body;
+// (format 1, written before December 2026) `IPC length: u64 LE` and an Arrow
+// IPC stream of one batch. One record per request, so a torn write loses
+// whole requests. The sequence number tells this segment's records from those
+// a recycled file still holds past them.
 //
-// LZ4 because Arrow IPC of a request is about three times its protobuf (30 KB
-// for 19 spans): uncompressed, the log wrote 57 MB/s under load, and every
-// byte of it is on the path of an fdatasync.
+// Format 2 leaves the schema out: every batch of a table has the table's
+// schema (`arrow_schema`), and encoding it with each request was 6% of the
+// receiver's CPU and parsing it back as much of the drainer's (perf, traces
+// load). LZ4 because Arrow IPC of a request is about three times its protobuf
+// (30 KB for 19 spans): uncompressed, the log wrote 57 MB/s under load, and
+// every byte of it is on the path of an fdatasync.
 const HEADER: usize = 16;
-/// The payload format byte: an LZ4 block with its size prepended.
-const FORMAT_LZ4: u8 = 1;
+/// Payload format: LZ4, each part an IPC stream with its schema.
+const FORMAT_LZ4_IPC_STREAM: u8 = 1;
+/// Payload format: LZ4, each part an IPC record batch message without schema.
+const FORMAT_LZ4_IPC_BATCH: u8 = 2;
 /// Largest uncompressed record accepted when reading a log back.
 const MAX_RECORD_BYTES: usize = 1 << 30;
 
@@ -330,6 +344,8 @@ fn arrow_error(table: Table) -> impl Fn(arrow::error::ArrowError) -> Error {
 
 /// One request's rows as a log record.
 fn encode_record(parts: &[DayPart]) -> Result<Vec<u8>, Error> {
+    let generator = IpcDataGenerator::default();
+    let options = IpcWriteOptions::default();
     let mut body = Vec::new();
     body.extend((parts.len() as u32).to_le_bytes());
     for (table, day, batch) in parts {
@@ -338,21 +354,25 @@ fn encode_record(parts: &[DayPart]) -> Result<Vec<u8>, Error> {
         body.extend(name);
         body.push(u8::from(day.is_some()));
         body.extend(day.unwrap_or(0).to_le_bytes());
-        let length_at = body.len();
-        body.extend(0u64.to_le_bytes());
-        let mut ipc =
-            StreamWriter::try_new(&mut body, &batch.schema()).map_err(arrow_error(*table))?;
-        ipc.write(batch).map_err(arrow_error(*table))?;
-        ipc.finish().map_err(arrow_error(*table))?;
-        drop(ipc);
-        let length = (body.len() - length_at - 8) as u64;
-        body[length_at..length_at + 8].copy_from_slice(&length.to_le_bytes());
+        // No dictionary-encoded columns in any table: nothing but the batch.
+        let (_, message) = generator
+            .encode(
+                batch,
+                &mut DictionaryTracker::new(false),
+                &options,
+                &mut CompressionContext::default(),
+            )
+            .map_err(arrow_error(*table))?;
+        body.extend((message.ipc_message.len() as u32).to_le_bytes());
+        body.extend((message.arrow_data.len() as u64).to_le_bytes());
+        body.extend(&message.ipc_message);
+        body.extend(&message.arrow_data);
     }
     let compressed = lz4_flex::block::compress_prepend_size(&body);
     drop(body);
     let mut record = Vec::with_capacity(HEADER + 1 + compressed.len());
     record.extend([0u8; HEADER]);
-    record.push(FORMAT_LZ4);
+    record.push(FORMAT_LZ4_IPC_BATCH);
     record.extend(compressed);
     let payload_len =
         u32::try_from(record.len() - HEADER).map_err(|_| Error::ConversionTooLarge {
@@ -416,20 +436,18 @@ fn array<const N: usize>(rest: &mut &[u8]) -> Result<[u8; N], String> {
 
 /// One record's rows; the error says what is wrong with it.
 fn decode_record(payload: &[u8]) -> Result<Vec<DayPart>, String> {
-    let body = match payload.split_first() {
-        Some((&FORMAT_LZ4, compressed)) => {
-            let size = compressed
-                .get(..4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-                .ok_or("the record ends before its size")?;
-            if size > MAX_RECORD_BYTES {
-                return Err(format!("the record claims {size} bytes uncompressed"));
-            }
-            lz4_flex::block::decompress_size_prepended(compressed).map_err(|e| e.to_string())?
-        }
-        Some((format, _)) => return Err(format!("unknown record format {format}")),
-        None => return Err("an empty record".into()),
-    };
+    let (format, compressed) = payload.split_first().ok_or("an empty record")?;
+    if !matches!(*format, FORMAT_LZ4_IPC_STREAM | FORMAT_LZ4_IPC_BATCH) {
+        return Err(format!("unknown record format {format}"));
+    }
+    let size = compressed
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or("the record ends before its size")?;
+    if size > MAX_RECORD_BYTES {
+        return Err(format!("the record claims {size} bytes uncompressed"));
+    }
+    let body = lz4_flex::block::decompress_size_prepended(compressed).map_err(|e| e.to_string())?;
     let mut rest = body.as_slice();
     let count = u32::from_le_bytes(array(&mut rest)?);
     let mut parts = Vec::new();
@@ -439,21 +457,52 @@ fn decode_record(payload: &[u8]) -> Result<Vec<DayPart>, String> {
         let table = Table::from_name(name).ok_or_else(|| format!("unknown table {name:?}"))?;
         let has_day = array::<1>(&mut rest)?[0] != 0;
         let day = i32::from_le_bytes(array(&mut rest)?);
-        let ipc_len = u64::from_le_bytes(array(&mut rest)?);
-        let ipc = take(
-            &mut rest,
-            usize::try_from(ipc_len).map_err(|e| e.to_string())?,
-        )?;
-        let reader = StreamReader::try_new(Cursor::new(ipc), None).map_err(|e| e.to_string())?;
-        for batch in reader {
-            let batch = batch.map_err(|e| e.to_string())?;
-            parts.push((table, has_day.then_some(day), batch));
+        let day = has_day.then_some(day);
+        if *format == FORMAT_LZ4_IPC_BATCH {
+            let metadata_len = u32::from_le_bytes(array(&mut rest)?) as usize;
+            let body_len = u64::from_le_bytes(array(&mut rest)?);
+            let metadata = take(&mut rest, metadata_len)?;
+            let batch_body = take(
+                &mut rest,
+                usize::try_from(body_len).map_err(|e| e.to_string())?,
+            )?;
+            parts.push((table, day, read_batch(table, metadata, batch_body)?));
+        } else {
+            let ipc_len = u64::from_le_bytes(array(&mut rest)?);
+            let ipc = take(
+                &mut rest,
+                usize::try_from(ipc_len).map_err(|e| e.to_string())?,
+            )?;
+            let reader =
+                StreamReader::try_new(Cursor::new(ipc), None).map_err(|e| e.to_string())?;
+            for batch in reader {
+                parts.push((table, day, batch.map_err(|e| e.to_string())?));
+            }
         }
     }
     if !rest.is_empty() {
         return Err(format!("{} bytes after the last part", rest.len()));
     }
     Ok(parts)
+}
+
+/// A record batch of `table` from an IPC message's metadata and body.
+fn read_batch(table: Table, metadata: &[u8], body: &[u8]) -> Result<RecordBatch, String> {
+    let message = arrow::ipc::root_as_message(metadata).map_err(|e| e.to_string())?;
+    let header = message
+        .header_as_record_batch()
+        .ok_or("the IPC message is not a record batch")?;
+    // Validated as it is read (offsets, UTF-8): the checksum rules out torn
+    // writes, not bugs.
+    read_record_batch(
+        &Buffer::from(body),
+        header,
+        arrow_schema(table).clone(),
+        &HashMap::new(),
+        None,
+        &message.version(),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// The segment being written.

@@ -14,7 +14,8 @@ use otlp2parquet_testkit::generate::{Generator, GeneratorConfig};
 use otlp2parquet_testkit::store::{Hook, HookedStore, Op, injected};
 
 use super::{
-    DEAD_LETTER_DIR, FREE_DIR, HEADER, SegmentId, WalConfig, WalIngestor, encode_record, stamp,
+    DEAD_LETTER_DIR, FORMAT_LZ4_IPC_STREAM, FREE_DIR, HEADER, SegmentId, WalConfig, WalIngestor,
+    decode_record, encode_record, stamp,
 };
 
 /// A segment's bytes as the writer would have written them.
@@ -222,6 +223,65 @@ async fn a_segment_a_crash_left_is_drained_on_open_without_its_torn_tail() {
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].1, rows(&first) + rows(&second));
     assert_eq!(s.segments_left(), 0);
+}
+
+/// A record as versions before December 2026 wrote it: each part an IPC
+/// stream with its schema (format 1).
+fn encode_record_v1(parts: &[DayPart]) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend((parts.len() as u32).to_le_bytes());
+    for (table, day, batch) in parts {
+        body.push(table.name().len() as u8);
+        body.extend(table.name().as_bytes());
+        body.push(u8::from(day.is_some()));
+        body.extend(day.unwrap_or(0).to_le_bytes());
+        let mut ipc = Vec::new();
+        let mut writer =
+            arrow::ipc::writer::StreamWriter::try_new(&mut ipc, &batch.schema()).unwrap();
+        writer.write(batch).unwrap();
+        writer.finish().unwrap();
+        drop(writer);
+        body.extend((ipc.len() as u64).to_le_bytes());
+        body.extend(ipc);
+    }
+    let mut payload = vec![FORMAT_LZ4_IPC_STREAM];
+    payload.extend(lz4_flex::block::compress_prepend_size(&body));
+    let mut record = (payload.len() as u32).to_le_bytes().to_vec();
+    record.extend(crc32fast::hash(&payload).to_le_bytes());
+    record.extend([0; HEADER - 8]);
+    record.extend(payload);
+    record
+}
+
+#[test]
+fn a_record_gives_back_the_parts_it_was_made_of() {
+    for signal in [Signal::Logs, Signal::Traces, Signal::Metrics] {
+        let parts = parts(signal, 25, 7);
+        let record = encode_record(&parts).unwrap();
+        let back = decode_record(&record[HEADER..]).unwrap();
+        assert_eq!(back.len(), parts.len());
+        for ((table, day, batch), (t, d, b)) in parts.iter().zip(&back) {
+            assert_eq!((table, day), (t, d));
+            assert_eq!(batch, b, "{table}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_segment_an_older_version_wrote_is_drained() {
+    let s = setup();
+    let old = parts(Signal::Logs, 7, 1);
+    let new = parts(Signal::Metrics, 5, 2);
+    let bytes = segment(
+        3,
+        vec![encode_record_v1(&old), encode_record(&new).unwrap()],
+    );
+    s.write_segment(3, &bytes);
+    s.open().close().await;
+    let messages = s.messages().await;
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].1, rows(&old) + rows(&new));
+    assert!(!s.config.dir.join(DEAD_LETTER_DIR).exists());
 }
 
 #[tokio::test(flavor = "multi_thread")]
