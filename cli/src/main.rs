@@ -25,8 +25,8 @@ use flags::{Cli, Command};
 /// mimalloc rather than glibc's malloc: `serve` allocates and frees small
 /// blocks by the million (every request's decoded messages, Arrow builders,
 /// log records), and glibc's malloc was a sixth of its CPU under load (perf,
-/// traces load); with mimalloc it answered 10-20% more requests per second at
-/// the same latency (README, "`serve` under load").
+/// traces load); with mimalloc it answered 10% (traces) to 23% (logs) more
+/// requests per second (README, "`serve` under load").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
