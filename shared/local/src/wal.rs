@@ -370,10 +370,16 @@ fn encode_record(parts: &[DayPart]) -> Result<Vec<u8>, Error> {
     }
     let compressed = lz4_flex::block::compress_prepend_size(&body);
     drop(body);
-    let mut record = Vec::with_capacity(HEADER + 1 + compressed.len());
+    frame_record(FORMAT_LZ4_IPC_BATCH, &compressed)
+}
+
+/// A log record whose payload is the `format` byte and `content`: the header
+/// holds the payload's length and checksum; [`stamp`] sets its sequence number.
+fn frame_record(format: u8, content: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut record = Vec::with_capacity(HEADER + 1 + content.len());
     record.extend([0u8; HEADER]);
-    record.push(FORMAT_LZ4_IPC_BATCH);
-    record.extend(compressed);
+    record.push(format);
+    record.extend(content);
     let payload_len =
         u32::try_from(record.len() - HEADER).map_err(|_| Error::ConversionTooLarge {
             estimated: record.len() as u64,

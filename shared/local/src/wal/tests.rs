@@ -15,7 +15,7 @@ use otlp2parquet_testkit::store::{Hook, HookedStore, Op, injected};
 
 use super::{
     DEAD_LETTER_DIR, FORMAT_LZ4_IPC_STREAM, FREE_DIR, HEADER, SegmentId, WalConfig, WalIngestor,
-    decode_record, encode_record, stamp,
+    decode_record, encode_record, frame_record, stamp,
 };
 
 /// A segment's bytes as the writer would have written them.
@@ -244,13 +244,11 @@ fn encode_record_v1(parts: &[DayPart]) -> Vec<u8> {
         body.extend((ipc.len() as u64).to_le_bytes());
         body.extend(ipc);
     }
-    let mut payload = vec![FORMAT_LZ4_IPC_STREAM];
-    payload.extend(lz4_flex::block::compress_prepend_size(&body));
-    let mut record = (payload.len() as u32).to_le_bytes().to_vec();
-    record.extend(crc32fast::hash(&payload).to_le_bytes());
-    record.extend([0; HEADER - 8]);
-    record.extend(payload);
-    record
+    frame_record(
+        FORMAT_LZ4_IPC_STREAM,
+        &lz4_flex::block::compress_prepend_size(&body),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -311,10 +309,7 @@ async fn a_record_that_cannot_be_read_back_is_dead_lettered_and_the_rest_drained
     // torn write.
     let payload =
         b"\x01\x00\x00\x00\x04logs\x00\x00\x00\x00\x00\x03\x00\x00\x00\x00\x00\x00\x00abc";
-    let mut bad = (payload.len() as u32).to_le_bytes().to_vec();
-    bad.extend(crc32fast::hash(payload).to_le_bytes());
-    bad.extend([0; HEADER - 8]);
-    bad.extend(payload);
+    let bad = frame_record(payload[0], &payload[1..]).unwrap();
     let bytes = segment(1, vec![bad, encode_record(&good).unwrap()]);
     s.write_segment(1, &bytes);
     s.open().close().await;
