@@ -31,6 +31,8 @@ use flags::{Cli, Command};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Rust's heap is mimalloc's; this still governs what C libraries (zstd,
+    // SQLite) allocate through glibc.
     otlp2parquet_core::tune_allocator();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
