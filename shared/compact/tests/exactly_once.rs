@@ -487,29 +487,7 @@ async fn outputs_are_sorted_and_rolled_at_the_target_size() {
     for path in &compacted {
         let file = std::fs::File::open(path).unwrap();
         let size = file.metadata().unwrap().len();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .unwrap()
-            .build()
-            .unwrap();
-        let mut previous: Option<(String, i64)> = None;
-        for batch in reader {
-            let batch = batch.unwrap();
-            let service = batch.column_by_name("ServiceName").unwrap();
-            let service = arrow::compute::cast(service, &arrow::datatypes::DataType::Utf8).unwrap();
-            let service = service.as_string::<i32>();
-            let time = batch
-                .column_by_name("Timestamp")
-                .unwrap()
-                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
-            for i in 0..batch.num_rows() {
-                let key = (service.value(i).to_string(), time.value(i));
-                if let Some(previous) = &previous {
-                    assert!(previous <= &key, "{path}: {previous:?} before {key:?}");
-                }
-                previous = Some(key);
-            }
-            assert_eq!(service.null_count(), 0);
-        }
+        assert_sorted(path, file);
         // Rolled once the target is reached: a slice of 1,024 rows of overshoot at most.
         assert!(size < TARGET + TARGET / 4, "{path}: {size} bytes");
         if size < TARGET / 4 {
@@ -531,6 +509,72 @@ async fn outputs_are_sorted_and_rolled_at_the_target_size() {
             .map(|p| std::fs::metadata(p).unwrap().len())
             .collect::<Vec<_>>()
     );
+    assert_eq!(p.commit().await.rows, 50_000);
+    assert_eq!(p.rows("logs").await, (50_000, 0));
+}
+
+/// Checks that the logs file at `path` is in the table's sort order.
+fn assert_sorted(path: &str, file: std::fs::File) {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut previous: Option<(String, i64)> = None;
+    for batch in reader {
+        let batch = batch.unwrap();
+        let service = batch.column_by_name("ServiceName").unwrap();
+        let service = arrow::compute::cast(service, &arrow::datatypes::DataType::Utf8).unwrap();
+        let service = service.as_string::<i32>();
+        let time = batch
+            .column_by_name("Timestamp")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        for i in 0..batch.num_rows() {
+            let key = (service.value(i).to_string(), time.value(i));
+            if let Some(previous) = &previous {
+                assert!(previous <= &key, "{path}: {previous:?} before {key:?}");
+            }
+            previous = Some(key);
+        }
+        assert_eq!(service.null_count(), 0);
+    }
+}
+
+// A sort far larger than the memory limit spills (compressed) and merges back:
+// DataFusion refuses the sort if it cannot spill, so success means it did.
+#[tokio::test]
+async fn a_compaction_larger_than_its_memory_limit_spills_and_stays_sorted() {
+    let mut p = pipeline(5).await;
+    let mut generator = logs(5_000);
+    for _ in 0..10 {
+        p.ingest(&mut generator, Signal::Logs).await;
+    }
+    const LIMIT: usize = 16 * 1024 * 1024;
+    p.compact.memory_limit_bytes = LIMIT;
+    p.compact.merge_reservation_bytes = 4 * 1024 * 1024;
+    let (raw, _) = p.files("logs");
+    let in_memory: usize = raw
+        .iter()
+        .flat_map(|path| {
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                std::fs::File::open(path).unwrap(),
+            )
+            .unwrap()
+            .build()
+            .unwrap()
+        })
+        .map(|batch| batch.unwrap().get_array_memory_size())
+        .sum();
+    assert!(in_memory > 2 * LIMIT, "{in_memory} bytes: sorted in memory");
+    let outcome = p.compact().await;
+    assert_eq!(
+        (outcome.inputs, outcome.rows, outcome.failed),
+        (10, 50_000, 0)
+    );
+    let (_, compacted) = p.files("logs");
+    for path in &compacted {
+        assert_sorted(path, std::fs::File::open(path).unwrap());
+    }
     assert_eq!(p.commit().await.rows, 50_000);
     assert_eq!(p.rows("logs").await, (50_000, 0));
 }
