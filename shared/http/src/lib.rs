@@ -498,7 +498,13 @@ async fn export_inner(
         match state.ingestor.ingest(parts).await {
             Ok(_) => rows,
             Err(e) => {
-                tracing::error!(%signal, error = %e, "ingest failed");
+                // Overload is the ingestor's own back-pressure, logged once
+                // per episode there; anything else is a failure to look at.
+                if matches!(*e, otlp2parquet_core::Error::Overloaded(_)) {
+                    tracing::debug!(%signal, error = %e, "ingest refused");
+                } else {
+                    tracing::error!(%signal, error = %e, "ingest failed");
+                }
                 return status(
                     StatusCode::SERVICE_UNAVAILABLE,
                     Some(format),

@@ -155,6 +155,9 @@ pub struct WalIngestor {
     commands: mpsc::Sender<Command>,
     backlog: Arc<AtomicU64>,
     max_backlog_bytes: u64,
+    /// Whether requests are being refused for a full backlog: logged when that
+    /// starts and ends, not for each of the thousands of requests in between.
+    refusing: AtomicBool,
     closing: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -223,6 +226,7 @@ impl WalIngestor {
             commands,
             backlog,
             max_backlog_bytes: config.max_backlog_bytes,
+            refusing: AtomicBool::new(false),
             closing,
             threads: Mutex::new(vec![writer, drainer]),
         })
@@ -261,11 +265,24 @@ impl Ingestor for WalIngestor {
     async fn ingest(&self, parts: Vec<DayPart>) -> Result<u64, Arc<Error>> {
         let backlog = self.backlog_bytes();
         if backlog >= self.max_backlog_bytes {
+            if !self.refusing.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    backlog_mib = backlog >> 20,
+                    limit_mib = self.max_backlog_bytes >> 20,
+                    "the write-ahead log's backlog is full: answering 503 until Parquet conversion catches up"
+                );
+            }
             return Err(Arc::new(Error::Overloaded(format!(
                 "{} MiB of accepted data wait to be converted to Parquet (the limit is {} MiB)",
                 backlog >> 20,
                 self.max_backlog_bytes >> 20
             ))));
+        }
+        if self.refusing.load(Ordering::Relaxed) && self.refusing.swap(false, Ordering::Relaxed) {
+            tracing::info!(
+                backlog_mib = backlog >> 20,
+                "the write-ahead log's backlog is below its limit again: accepting requests"
+            );
         }
         let rows = parts.iter().map(|(_, _, b)| b.num_rows() as u64).sum();
         let record = encode_record(&parts)?;
