@@ -19,11 +19,25 @@ pub use s3::S3Store;
 pub use sqs::SqsQueue;
 pub use table_locations::TableLocations;
 
-/// The SDK configuration from the environment (the default provider chain).
+/// The SDK configuration from the environment (the default provider chain),
+/// with [`https_client`].
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client())
         .load()
         .await
+}
+
+/// The HTTP client every AWS client here uses, credential providers
+/// included: the SDK's own (hyper, rustls, the system's roots) with ring for
+/// cryptography — the workspace links no aws-lc (see the workspace manifest).
+/// An SDK configuration built without it has no HTTP client and fails its
+/// first request.
+pub fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 /// An S3 client for `config`. Path-style addressing (`endpoint/bucket/key`)

@@ -152,8 +152,8 @@ impl RestCatalog {
         storage: Arc<dyn StorageFactory>,
     ) -> Result<Self> {
         // reqwest's rustls has no crypto provider of its own here; use the
-        // one the AWS SDK already links. Installed once per process.
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        // one the AWS SDK's client uses. Installed once per process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
