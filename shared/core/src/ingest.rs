@@ -101,13 +101,17 @@ pub fn encode_day_parts(
 
 /// The I/O half of ingest: stores each file durably, then queues one
 /// [`RawFilesWritten`] message naming them all.
-pub async fn store_raw_files(
+pub async fn store_raw_files<S, Q>(
     files: Vec<EncodedRawFile>,
     rejections: Rejections,
     namespace: &str,
-    store: &dyn ObjectStore,
-    queue: &dyn Queue,
-) -> Result<IngestOutcome, Error> {
+    store: &S,
+    queue: &Q,
+) -> Result<IngestOutcome, Error>
+where
+    S: ObjectStore + ?Sized,
+    Q: Queue + ?Sized,
+{
     let named = files
         .into_iter()
         .map(|file| (raw_file_key(namespace, file.table, file.day), file))
@@ -120,12 +124,20 @@ pub async fn store_raw_files(
 /// Stores each file at its key, then queues one [`RawFilesWritten`] message
 /// naming them all, sent with `options` (a deduplication id makes sending it
 /// again after a crash harmless).
-pub async fn announce_raw_files(
+///
+/// Generic rather than over `dyn` ports so that a binary with concrete
+/// ports (the ingest Lambda) links only the two operations called here, not
+/// every operation of its S3 and SQS clients; `dyn` ports work as well.
+pub async fn announce_raw_files<S, Q>(
     files: Vec<(String, EncodedRawFile)>,
     options: &SendOptions,
-    store: &dyn ObjectStore,
-    queue: &dyn Queue,
-) -> Result<IngestOutcome, Error> {
+    store: &S,
+    queue: &Q,
+) -> Result<IngestOutcome, Error>
+where
+    S: ObjectStore + ?Sized,
+    Q: Queue + ?Sized,
+{
     let mut outcome = IngestOutcome::default();
     if files.is_empty() {
         return Ok(outcome);
@@ -203,11 +215,14 @@ pub trait Ingestor: Send + Sync {
 
 /// An [`Ingestor`] that writes each request's files itself, one file per table
 /// and day, then sends one message naming them.
-pub struct DirectIngestor {
+///
+/// The ports are type parameters (by default `dyn`): given concrete ones, a
+/// binary links only the operations ingest calls (see [`announce_raw_files`]).
+pub struct DirectIngestor<S: ?Sized = dyn ObjectStore, Q: ?Sized = dyn Queue> {
     /// Where raw files go.
-    pub store: Arc<dyn ObjectStore>,
+    pub store: Arc<S>,
     /// Where their message goes.
-    pub queue: Arc<dyn Queue>,
+    pub queue: Arc<Q>,
     /// The namespace raw files are laid out under.
     pub namespace: String,
     /// How raw files are encoded.
@@ -215,7 +230,11 @@ pub struct DirectIngestor {
 }
 
 #[async_trait::async_trait]
-impl Ingestor for DirectIngestor {
+impl<S, Q> Ingestor for DirectIngestor<S, Q>
+where
+    S: ObjectStore + ?Sized,
+    Q: Queue + ?Sized,
+{
     async fn ingest(&self, parts: Vec<DayPart>) -> Result<u64, Arc<Error>> {
         let files = encode_day_parts(parts, &self.writer)?;
         let outcome = store_raw_files(
