@@ -7,12 +7,15 @@
 
 use otlp2parquet_ingest_lambda::handler::{self, IngestSettings};
 
-#[tokio::main]
+// Lambda hands an environment one event at a time: one thread runs it (the
+// conversion goes to tokio's blocking pool), and none are started for nothing.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     otlp2parquet_aws::lambda::init_logging();
     let settings = IngestSettings::from_variables(&otlp2parquet_aws::config::environment())
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    let sdk = otlp2parquet_aws::load_sdk_config().await;
+    let sdk = otlp2parquet_aws::sdk_config_from_variables(otlp2parquet_aws::config::environment())
+        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let router = handler::router(
         &settings,
         otlp2parquet_aws::s3_client(&sdk),

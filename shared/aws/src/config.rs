@@ -61,7 +61,7 @@ pub fn environment() -> Variables<impl Fn(&str) -> Option<String>> {
     }
 }
 
-impl Variables<Box<dyn Fn(&str) -> Option<String>>> {
+impl Variables<Box<dyn Fn(&str) -> Option<String> + Send + Sync>> {
     /// Exactly these variables (for tests and tools that build a
     /// configuration without touching the process environment).
     pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
