@@ -1,6 +1,7 @@
 //! The ingest function links decoding, conversion, Parquet writing, the
 //! HTTP router and the S3/SQS clients — no DataFusion, no SQLite, no Iceberg
-//! catalog, not even the `iceberg` crate — so it stays small and starts fast.
+//! catalog, not even the `iceberg` crate or zstd — so it stays small and
+//! starts fast.
 
 use otlp2parquet_testkit::dependencies::{forbidden, normal_dependencies};
 
@@ -19,6 +20,8 @@ fn the_ingest_function_links_no_datafusion_sqlite_or_catalog() {
             "libsqlite3-sys",
             "iceberg",
             "brotli",
+            // Raw files are LZ4; zstd is for compacted ones.
+            "zstd",
             "otlp2parquet-compact",
             "otlp2parquet-iceberg",
         ],

@@ -42,7 +42,8 @@ impl Default for ParquetWriterBuilder {
 }
 
 impl ParquetWriterBuilder {
-    /// Starts from the defaults: zstd level 1, 1 Mi-row row groups, 1 MiB pages.
+    /// Starts from the defaults: zstd level 1 (the crate's `zstd` feature),
+    /// 1 Mi-row row groups, 1 MiB pages.
     pub fn new() -> Self {
         Self::default()
     }
