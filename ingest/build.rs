@@ -9,7 +9,8 @@
 //! the function runs alone in its Lambda microVM, and the size is a goal
 //! (README, "The Lambda binaries"). Objects stay position-independent: only
 //! the link changes, so this needs no flags for the other crates, and a
-//! `-no-pie` after rustc's own `-pie` is the one the linker keeps.
+//! `-no-pie` after rustc's own `-pie` is the one the linker driver keeps (gcc,
+//! clang, and `zig cc`, which `cargo lambda` cross-links with).
 
 fn main() {
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
