@@ -275,6 +275,9 @@ async fn a_missing_or_invalid_variable_fails_the_init_and_names_it() {
         ("OTLP2PARQUET_COMPACTION_QUEUE_URL", ""),
         ("OTLP2PARQUET_CATALOG", "glue"),
         ("OTLP2PARQUET_MAX_BODY_BYTES", "six megabytes"),
+        // The SDK's configuration comes from the same variables (Lambda's own).
+        ("AWS_REGION", ""),
+        ("AWS_SECRET_ACCESS_KEY", ""),
     ] {
         let environment = deployment
             .environment(&api)
