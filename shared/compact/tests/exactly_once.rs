@@ -194,6 +194,13 @@ impl Pipeline {
         .unwrap();
     }
 
+    /// Ingests `requests` logs requests from `generator`.
+    async fn ingest_logs(&self, generator: &mut Generator, requests: usize) {
+        for _ in 0..requests {
+            self.ingest(generator, Signal::Logs).await;
+        }
+    }
+
     /// Receives a batch of raw-file messages, compacts it and acknowledges it,
     /// as `serve`'s flusher does; failed messages come back at once.
     async fn compact(&self) -> Compacted {
@@ -302,9 +309,7 @@ fn logs(records: usize) -> Generator {
 async fn a_retried_compaction_in_another_grouping_compacts_each_file_once() {
     let mut p = pipeline(5).await;
     let mut generator = logs(100);
-    for _ in 0..4 {
-        p.ingest(&mut generator, Signal::Logs).await;
-    }
+    p.ingest_logs(&mut generator, 4).await;
     p.store.hook.fail(Op::PutIfAbsent, ".done.json", 1);
     let first = p.compact().await;
     assert_eq!((first.received, first.compactions, first.failed), (4, 0, 4));
@@ -347,9 +352,7 @@ async fn a_retried_compaction_in_another_grouping_compacts_each_file_once() {
 async fn a_result_sent_twice_is_committed_once() {
     let p = pipeline(5).await;
     let mut generator = logs(100);
-    for _ in 0..4 {
-        p.ingest(&mut generator, Signal::Logs).await;
-    }
+    p.ingest_logs(&mut generator, 4).await;
     p.store.hook.fail(Op::Delete, "/data/raw/", 1);
     let first = p.compact().await;
     assert_eq!(first.failed, 4);
@@ -390,9 +393,7 @@ async fn a_result_too_large_for_the_queue_goes_by_reference() {
     let mut p = pipeline(5).await;
     p.data = p.data.clone().with_max_message_bytes(256);
     let mut generator = logs(100);
-    for _ in 0..3 {
-        p.ingest(&mut generator, Signal::Logs).await;
-    }
+    p.ingest_logs(&mut generator, 3).await;
     p.compact().await;
     let objects = p.store.list("messages/data/").await.unwrap();
     assert_eq!(objects.len(), 1, "{objects:?}");
@@ -474,9 +475,7 @@ async fn unreadable_messages_end_in_the_dead_letter_queues() {
 async fn outputs_are_sorted_and_rolled_at_the_target_size() {
     let mut p = pipeline(5).await;
     let mut generator = logs(5_000);
-    for _ in 0..10 {
-        p.ingest(&mut generator, Signal::Logs).await;
-    }
+    p.ingest_logs(&mut generator, 10).await;
     const TARGET: u64 = 1024 * 1024;
     p.compact.target_file_bytes = TARGET;
     let outcome = p.compact().await;
@@ -485,9 +484,8 @@ async fn outputs_are_sorted_and_rolled_at_the_target_size() {
     let (_, compacted) = p.files("logs");
     let mut small = 0;
     for path in &compacted {
-        let file = std::fs::File::open(path).unwrap();
-        let size = file.metadata().unwrap().len();
-        assert_sorted(path, file);
+        let size = std::fs::metadata(path).unwrap().len();
+        assert_sorted(path);
         // Rolled once the target is reached: a slice of 1,024 rows of overshoot at most.
         assert!(size < TARGET + TARGET / 4, "{path}: {size} bytes");
         if size < TARGET / 4 {
@@ -513,15 +511,20 @@ async fn outputs_are_sorted_and_rolled_at_the_target_size() {
     assert_eq!(p.rows("logs").await, (50_000, 0));
 }
 
-/// Checks that the logs file at `path` is in the table's sort order.
-fn assert_sorted(path: &str, file: std::fs::File) {
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+/// The record batches of the Parquet file at `path`.
+fn batches(path: &str) -> impl Iterator<Item = arrow::array::RecordBatch> {
+    let file = std::fs::File::open(path).unwrap();
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .unwrap()
         .build()
-        .unwrap();
+        .unwrap()
+        .map(Result::unwrap)
+}
+
+/// Checks that the logs file at `path` is in the table's sort order.
+fn assert_sorted(path: &str) {
     let mut previous: Option<(String, i64)> = None;
-    for batch in reader {
-        let batch = batch.unwrap();
+    for batch in batches(path) {
         let service = batch.column_by_name("ServiceName").unwrap();
         let service = arrow::compute::cast(service, &arrow::datatypes::DataType::Utf8).unwrap();
         let service = service.as_string::<i32>();
@@ -546,24 +549,15 @@ fn assert_sorted(path: &str, file: std::fs::File) {
 async fn a_compaction_larger_than_its_memory_limit_spills_and_stays_sorted() {
     let mut p = pipeline(5).await;
     let mut generator = logs(5_000);
-    for _ in 0..10 {
-        p.ingest(&mut generator, Signal::Logs).await;
-    }
+    p.ingest_logs(&mut generator, 10).await;
     const LIMIT: usize = 16 * 1024 * 1024;
     p.compact.memory_limit_bytes = LIMIT;
     p.compact.merge_reservation_bytes = 4 * 1024 * 1024;
     let (raw, _) = p.files("logs");
     let in_memory: usize = raw
         .iter()
-        .flat_map(|path| {
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                std::fs::File::open(path).unwrap(),
-            )
-            .unwrap()
-            .build()
-            .unwrap()
-        })
-        .map(|batch| batch.unwrap().get_array_memory_size())
+        .flat_map(|path| batches(path))
+        .map(|batch| batch.get_array_memory_size())
         .sum();
     assert!(in_memory > 2 * LIMIT, "{in_memory} bytes: sorted in memory");
     let outcome = p.compact().await;
@@ -573,7 +567,7 @@ async fn a_compaction_larger_than_its_memory_limit_spills_and_stays_sorted() {
     );
     let (_, compacted) = p.files("logs");
     for path in &compacted {
-        assert_sorted(path, std::fs::File::open(path).unwrap());
+        assert_sorted(path);
     }
     assert_eq!(p.commit().await.rows, 50_000);
     assert_eq!(p.rows("logs").await, (50_000, 0));
@@ -654,9 +648,7 @@ impl Hook for Gate {
 async fn overlapping_compactions(paused: usize) {
     let p = pipeline(5).await;
     let mut generator = logs(100);
-    for _ in 0..4 {
-        p.ingest(&mut generator, Signal::Logs).await;
-    }
+    p.ingest_logs(&mut generator, 4).await;
     // A zero visibility timeout: the messages are redelivered at once, as SQS
     // does to a second compactor when the first outlives the timeout.
     let first = p.raw.receive(10, Duration::ZERO).await.unwrap();
