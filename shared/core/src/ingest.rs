@@ -17,7 +17,7 @@ use crate::messages::{RawFileWritten, RawFilesWritten};
 use crate::otlp::ExportRequest;
 use crate::parquet::ParquetWriterBuilder;
 use crate::partition::{partition_path, split_by_day};
-use crate::ports::{ObjectStore, Queue, SendOptions};
+use crate::ports::{MessageSink, ObjectSink, ObjectStore, Queue, SendOptions};
 use crate::schema::arrow_schema;
 use crate::{Error, Table};
 
@@ -109,8 +109,8 @@ pub async fn store_raw_files<S, Q>(
     queue: &Q,
 ) -> Result<IngestOutcome, Error>
 where
-    S: ObjectStore + ?Sized,
-    Q: Queue + ?Sized,
+    S: ObjectSink + ?Sized,
+    Q: MessageSink + ?Sized,
 {
     let named = files
         .into_iter()
@@ -125,9 +125,10 @@ where
 /// naming them all, sent with `options` (a deduplication id makes sending it
 /// again after a crash harmless).
 ///
-/// Generic rather than over `dyn` ports so that a binary with concrete
-/// ports (the ingest Lambda) links only the two operations called here, not
-/// every operation of its S3 and SQS clients; `dyn` ports work as well.
+/// Generic over the two operations it calls ([`ObjectSink`], [`MessageSink`])
+/// rather than over `dyn` ports: every object store and queue serves, `dyn`
+/// ones included, and so does a backend that offers only those two (the
+/// ingest Lambda's signed-HTTP clients, which keep the AWS SDK out of it).
 pub async fn announce_raw_files<S, Q>(
     files: Vec<(String, EncodedRawFile)>,
     options: &SendOptions,
@@ -135,8 +136,8 @@ pub async fn announce_raw_files<S, Q>(
     queue: &Q,
 ) -> Result<IngestOutcome, Error>
 where
-    S: ObjectStore + ?Sized,
-    Q: Queue + ?Sized,
+    S: ObjectSink + ?Sized,
+    Q: MessageSink + ?Sized,
 {
     let mut outcome = IngestOutcome::default();
     if files.is_empty() {
@@ -144,7 +145,7 @@ where
     }
     for (key, file) in files {
         let size = file.bytes.len() as u64;
-        store.put(&key, file.bytes.into()).await?;
+        store.put_object(&key, file.bytes.into()).await?;
         outcome.accepted += file.rows;
         outcome.files.push(RawFileWritten {
             table: file.table.name().to_string(),
@@ -160,7 +161,7 @@ where
     };
     // A plain struct of strings and numbers always serializes.
     let body = serde_json::to_vec(&message).unwrap_or_default();
-    queue.send_with(&body, options).await?;
+    queue.send_message(&body, options).await?;
     crate::crash::crash_point("ingest-after-enqueue");
     Ok(outcome)
 }
@@ -216,8 +217,8 @@ pub trait Ingestor: Send + Sync {
 /// An [`Ingestor`] that writes each request's files itself, one file per table
 /// and day, then sends one message naming them.
 ///
-/// The ports are type parameters (by default `dyn`): given concrete ones, a
-/// binary links only the operations ingest calls (see [`announce_raw_files`]).
+/// The ports are type parameters (by default `dyn`): any [`ObjectSink`] and
+/// [`MessageSink`] will do (see [`announce_raw_files`]).
 pub struct DirectIngestor<S: ?Sized = dyn ObjectStore, Q: ?Sized = dyn Queue> {
     /// Where raw files go.
     pub store: Arc<S>,
@@ -232,8 +233,8 @@ pub struct DirectIngestor<S: ?Sized = dyn ObjectStore, Q: ?Sized = dyn Queue> {
 #[async_trait::async_trait]
 impl<S, Q> Ingestor for DirectIngestor<S, Q>
 where
-    S: ObjectStore + ?Sized,
-    Q: Queue + ?Sized,
+    S: ObjectSink + ?Sized,
+    Q: MessageSink + ?Sized,
 {
     async fn ingest(&self, parts: Vec<DayPart>) -> Result<u64, Arc<Error>> {
         let files = encode_day_parts(parts, &self.writer)?;

@@ -7,7 +7,9 @@
 pub mod memory;
 pub mod object_store;
 pub mod queue;
+pub mod sink;
 
 pub use memory::{MemoryQueue, MemoryQueues, MemoryStore};
 pub use object_store::{ObjectMeta, ObjectStore, ObjectStoreError, get_json, parquet_metadata};
 pub use queue::{FAILURE_REASON_ATTRIBUTE, Queue, QueueError, ReceivedMessage, SendOptions};
+pub use sink::{MessageSink, ObjectSink};
