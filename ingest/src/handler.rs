@@ -3,13 +3,14 @@
 //! The router is `serve`'s own (`otlp2parquet-http`), over an ingestor that
 //! writes each request's raw Parquet files to S3 and then sends one message
 //! naming them to the compaction queue: the 200 a client gets means both
-//! happened. `lambda_http` turns API Gateway (REST v1 proxy, HTTP v2) and
+//! happened. Both calls go through `otlp2parquet_aws::signed`, the two
+//! operations without the AWS SDK. `lambda_http` turns API Gateway (REST v1 proxy, HTTP v2) and
 //! function URL events into the requests it routes, base64 bodies decoded.
 
 use std::sync::Arc;
 
 use otlp2parquet_aws::config::{CatalogKind, ConfigError, PlainWarehouse, Variables};
-use otlp2parquet_aws::{S3Store, SqsQueue};
+use otlp2parquet_aws::signed::{S3Sink, SignedClient, SqsSink};
 use otlp2parquet_core::convert::{DEFAULT_MAX_ATTRIBUTE_VALUES, DEFAULT_MAX_ATTRIBUTES, Limits};
 use otlp2parquet_core::ingest::DirectIngestor;
 use otlp2parquet_core::parquet::ParquetWriterBuilder;
@@ -100,18 +101,14 @@ pub fn without_path_prefix<B>(mut request: axum::http::Request<B>) -> axum::http
 
 /// The OTLP/HTTP router of the function, over clients built once at cold
 /// start; give it requests through [`without_path_prefix`].
-pub fn router(
-    settings: &IngestSettings,
-    s3: aws_sdk_s3::Client,
-    sqs: aws_sdk_sqs::Client,
-) -> axum::Router {
+pub fn router(settings: &IngestSettings, aws: SignedClient) -> axum::Router {
     let ingestor = DirectIngestor {
-        store: Arc::new(S3Store::new(
-            s3,
+        store: Arc::new(S3Sink::new(
+            aws.clone(),
             &settings.warehouse.bucket,
             &settings.warehouse.prefix,
         )),
-        queue: Arc::new(SqsQueue::new(sqs, &settings.compaction_queue_url)),
+        queue: Arc::new(SqsSink::new(aws, &settings.compaction_queue_url)),
         namespace: settings.namespace.clone(),
         writer: ParquetWriterBuilder::for_raw_files(),
     };

@@ -5,6 +5,7 @@
 //! A missing or invalid variable ends the process before the runtime loop
 //! starts: Lambda reports it as an init error carrying the message.
 
+use otlp2parquet_aws::signed::SignedClient;
 use otlp2parquet_ingest_lambda::handler::{self, IngestSettings};
 
 // Lambda hands an environment one event at a time: one thread runs it (the
@@ -14,13 +15,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     otlp2parquet_aws::lambda::init_logging();
     let settings = IngestSettings::from_variables(&otlp2parquet_aws::config::environment())
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    let sdk = otlp2parquet_aws::sdk_config_from_variables(otlp2parquet_aws::config::environment())
+    let aws = SignedClient::from_variables(&otlp2parquet_aws::config::environment())
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    let router = handler::router(
-        &settings,
-        otlp2parquet_aws::s3_client(&sdk),
-        otlp2parquet_aws::sqs_client(&sdk),
-    );
+    let router = handler::router(&settings, aws);
     lambda_http::run(tower::ServiceExt::map_request(
         router,
         handler::without_path_prefix::<lambda_http::Body>,

@@ -18,10 +18,19 @@ told to fail:
 `GET /_faults` answers how many requests were failed so far. The emulator sees
 requests as the client sent them (signatures are not checked by moto).
 
+With --verify-sigv4 the front also does what moto does not: it recomputes each
+request's SigV4 signature with botocore's signer (S3's variant for the "s3"
+scope: no path normalisation, the payload hash header as sent) from the request
+as received and the test credentials, and answers 403 SignatureDoesNotMatch on
+a mismatch, counted in `GET /_faults` as "refused". A client that signs its own
+requests (the ingest function's) is checked against an implementation nobody
+here wrote.
+
 Run: python aws_fault_front.py --port PORT --upstream http://127.0.0.1:MOTO [--rate 0.1 --seed 1]
 """
 
 import argparse
+import html
 import http.client
 import json
 import random
@@ -32,20 +41,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 args = None
 rules = []
 injected = 0
+refused = 0
 lock = threading.Lock()
 rng = random.Random()
 
 
-def error_body(headers, status):
+def error_body(headers, status, message="injected by aws_fault_front.py"):
     """An error in the protocol the request spoke: XML for S3, JSON otherwise."""
     content_type = headers.get("Content-Type", "")
     if "json" in content_type or headers.get("X-Amz-Target"):
-        kind = "ThrottlingException" if status == 400 else "ServiceUnavailable"
-        return "application/x-amz-json-1.0", json.dumps(
-            {"__type": kind, "message": "injected by aws_fault_front.py"}).encode()
-    code = "SlowDown" if status == 503 else "InternalError"
+        kind = {400: "ThrottlingException", 403: "InvalidSignatureException"}.get(status, "ServiceUnavailable")
+        return "application/x-amz-json-1.0", json.dumps({"__type": kind, "message": message}).encode()
+    code = {503: "SlowDown", 403: "SignatureDoesNotMatch"}.get(status, "InternalError")
+    message = html.escape(message)
     return "application/xml", (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code>"
-                               f"<Message>injected by aws_fault_front.py</Message></Error>").encode()
+                               f"<Message>{message}</Message></Error>").encode()
 
 
 def take_fault(method, path, target):
@@ -65,6 +75,43 @@ def take_fault(method, path, target):
         if args.rate and rng.random() < args.rate:
             injected += 1
             return "before", 503
+    return None
+
+
+def signature_problem(method, raw_path, headers, body):
+    """Why the request's SigV4 signature is wrong, or None."""
+    from botocore.auth import S3SigV4Auth, SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    header = headers.get("Authorization", "")
+    if not header.startswith("AWS4-HMAC-SHA256 "):
+        return "no SigV4 Authorization header"
+    fields = dict(part.strip().split("=", 1) for part in header[len("AWS4-HMAC-SHA256 "):].split(","))
+    access_key, date, region, service, _ = fields["Credential"].split("/")
+    if access_key != args.access_key:
+        return f"unknown access key {access_key}"
+    amz_date = headers.get("X-Amz-Date", "")
+    if amz_date[:8] != date:
+        return "X-Amz-Date does not match the credential scope"
+    signed = fields["SignedHeaders"].split(";")
+    if "host" not in signed:
+        return "host is not signed"
+    url = urllib.parse.urlsplit(raw_path)
+    request = AWSRequest(
+        method=method,
+        url=f"http://{headers['Host']}{url.path}",
+        data=body,
+        params=urllib.parse.parse_qsl(url.query, keep_blank_values=True),
+        headers={name: headers.get(name, "") for name in signed},
+    )
+    request.context["timestamp"] = amz_date
+    kind = S3SigV4Auth if service == "s3" else SigV4Auth
+    signer = kind(Credentials(args.access_key, args.secret_key), service, region)
+    canonical = signer.canonical_request(request)
+    expected = signer.signature(signer.string_to_sign(request, canonical), request)
+    if expected != fields["Signature"]:
+        return f"signature mismatch; botocore's canonical request:\n{canonical}"
     return None
 
 
@@ -101,7 +148,7 @@ class Front(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def handle_any(self):
-        global rules
+        global rules, refused
         body = self.read_body()
         path = urllib.parse.urlsplit(self.path).path
         if path == "/_faults":
@@ -113,7 +160,14 @@ class Front(BaseHTTPRequestHandler):
                         given = given.get("rules", [])
                     rules = given
             return self.answer(200, [("Content-Type", "application/json")],
-                               json.dumps({"injected": injected}).encode())
+                               json.dumps({"injected": injected, "refused": refused}).encode())
+        if args.verify_sigv4:
+            problem = signature_problem(self.command, self.path, self.headers, body)
+            if problem:
+                with lock:
+                    refused += 1
+                content_type, data = error_body(self.headers, 403, problem)
+                return self.answer(403, [("Content-Type", content_type)], data)
         fault = take_fault(self.command, path, self.headers.get("X-Amz-Target", ""))
         if fault and fault[0] == "before":
             content_type, data = error_body(self.headers, fault[1])
@@ -141,6 +195,9 @@ def main():
     parser.add_argument("--upstream", required=True, help="the emulator, http://host:port")
     parser.add_argument("--rate", type=float, default=0.0, help="fraction of requests failed at random")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--verify-sigv4", action="store_true", help="refuse requests whose signature is wrong")
+    parser.add_argument("--access-key", default="testing")
+    parser.add_argument("--secret-key", default="testing")
     args = parser.parse_args()
     rng.seed(args.seed)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Front)

@@ -54,6 +54,11 @@ pub struct Variables<F: Fn(&str) -> Option<String>> {
     lookup: F,
 }
 
+/// What SQS accepts per message unless the queue says more: 256 KiB, the
+/// limit of queues created before AWS raised it to 1 MiB. Bodies over it are
+/// passed by reference (`otlp2parquet_core::messages::send_message`).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
 /// The process environment's variables.
 pub fn environment() -> Variables<impl Fn(&str) -> Option<String>> {
     Variables {

@@ -15,11 +15,7 @@ use otlp2parquet_core::ports::{
 };
 
 use crate::ErrorReport;
-
-/// What SQS accepts per message unless the queue says more: 256 KiB, the
-/// limit of queues created before AWS raised it to 1 MiB. Bodies over it are
-/// passed by reference (`otlp2parquet_core::messages::send_message`).
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024;
+use crate::config::DEFAULT_MAX_MESSAGE_BYTES;
 
 /// SQS's limit of messages per `ReceiveMessage`.
 const RECEIVE_BATCH: usize = 10;

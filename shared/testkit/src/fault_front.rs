@@ -19,12 +19,24 @@ impl FaultFront {
     /// A front for the emulator at `upstream` that fails `rate` of all
     /// requests at random (0 for none), with a fixed seed.
     pub fn start(upstream: &str, rate: f64) -> FaultFront {
+        Self::spawn(upstream, rate, false)
+    }
+
+    /// A front that also refuses every request whose SigV4 signature
+    /// botocore's signer does not reproduce for the test credentials
+    /// (`testing`/`testing`), answering 403; see [`FaultFront::refused`].
+    pub fn start_verifying_signatures(upstream: &str) -> FaultFront {
+        Self::spawn(upstream, 0.0, true)
+    }
+
+    fn spawn(upstream: &str, rate: f64, verify: bool) -> FaultFront {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/aws_fault_front.py");
         let port = free_port();
         let child = Command::new(venv_python())
             .arg(script)
             .args(["--port", &port.to_string(), "--upstream", upstream])
             .args(["--rate", &rate.to_string()])
+            .args(verify.then_some("--verify-sigv4"))
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {script}: {e}"));
@@ -49,6 +61,13 @@ impl FaultFront {
         let reply: serde_json::Value =
             serde_json::from_str(&self.control("GET", "")).expect("its count");
         reply["injected"].as_u64().expect("a count")
+    }
+
+    /// How many requests were refused for a wrong signature so far.
+    pub fn refused(&self) -> u64 {
+        let reply: serde_json::Value =
+            serde_json::from_str(&self.control("GET", "")).expect("its count");
+        reply["refused"].as_u64().expect("a count")
     }
 
     fn control(&self, method: &str, body: &str) -> String {
