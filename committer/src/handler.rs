@@ -166,6 +166,7 @@ impl Committer {
             files = report.files,
             rows = report.rows,
             already_committed = report.already_committed,
+            missing_files = report.missing_files,
             "batch committed"
         );
         failed

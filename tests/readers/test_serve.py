@@ -249,7 +249,7 @@ def test_concurrent_clients_lose_and_double_nothing(tmp_path):
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
             acknowledged = sum(pool.map(client, range(16)))
-        table = wait_for_rows(wh, "logs", acknowledged, timeout=60)
+        wait_for_rows(wh, "logs", acknowledged, timeout=60)
     finally:
         code, _, err = server.stop()
     assert code == 0, err

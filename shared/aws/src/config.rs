@@ -96,6 +96,31 @@ impl<F: Fn(&str) -> Option<String>> Variables<F> {
         (self.lookup)(name).filter(|value| !value.trim().is_empty())
     }
 
+    /// Whether `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true` tells every client
+    /// to disregard the `AWS_ENDPOINT_URL*` variables, as the SDK does.
+    pub fn ignores_configured_endpoints(&self) -> bool {
+        self.optional("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+            .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"))
+    }
+
+    /// S3's addressing: path-style (`endpoint/bucket/key`) or virtual-hosted
+    /// (`bucket.endpoint/key`), as `OTLP2PARQUET_S3_PATH_STYLE=true|false`
+    /// says (the SDK has no variable of its own for it), by default
+    /// path-style exactly when the S3 endpoint is overridden: MinIO,
+    /// LocalStack and moto serve buckets there, while virtual-hosted names
+    /// (`bucket.127.0.0.1`) resolve nowhere.
+    pub fn s3_path_style(&self, endpoint_overridden: bool) -> Result<bool, ConfigError> {
+        match self.optional("OTLP2PARQUET_S3_PATH_STYLE").as_deref() {
+            None => Ok(endpoint_overridden),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(_) => Err(ConfigError::new(
+                "OTLP2PARQUET_S3_PATH_STYLE",
+                "should be true (endpoint/bucket/key) or false (bucket.endpoint/key)",
+            )),
+        }
+    }
+
     /// The variable's value, or an error saying that it should hold `what`.
     pub fn required(&self, name: &'static str, what: &str) -> Result<String, ConfigError> {
         self.optional(name).ok_or_else(|| ConfigError {

@@ -24,24 +24,32 @@ pub fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
         .build_https()
 }
 
-/// An S3 client for `config`. Path-style addressing (`endpoint/bucket/key`)
-/// when the S3 endpoint is overridden (`AWS_ENDPOINT_URL`,
-/// `AWS_ENDPOINT_URL_S3`, or in `config`): MinIO, LocalStack and moto serve
-/// buckets there, while virtual-hosted names (`bucket.127.0.0.1`) resolve
-/// nowhere. `OTLP2PARQUET_S3_PATH_STYLE=true|false` decides otherwise (the SDK
-/// has no variable of its own for it).
+/// An S3 client for `config`, addressing buckets as
+/// [`Variables::s3_path_style`](crate::config::Variables::s3_path_style)
+/// says: the S3 endpoint counts as overridden when `config` has an endpoint
+/// or `AWS_ENDPOINT_URL_S3` is set (unless `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`).
 pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let overridden = config.endpoint_url().is_some()
-        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some_and(|v| !v.is_empty());
-    let path_style = match std::env::var("OTLP2PARQUET_S3_PATH_STYLE").as_deref() {
-        Ok("true") => true,
-        Ok("false") => false,
-        _ => overridden,
-    };
+    let path_style = path_style(
+        config.endpoint_url().is_some(),
+        &crate::config::environment(),
+    );
     let s3 = aws_sdk_s3::config::Builder::from(config)
         .force_path_style(path_style)
         .build();
     aws_sdk_s3::Client::from_conf(s3)
+}
+
+fn path_style<F: Fn(&str) -> Option<String>>(
+    endpoint_in_config: bool,
+    variables: &crate::config::Variables<F>,
+) -> bool {
+    let overridden = endpoint_in_config
+        || (!variables.ignores_configured_endpoints()
+            && variables.optional("AWS_ENDPOINT_URL_S3").is_some());
+    variables
+        .s3_path_style(overridden)
+        .inspect_err(|e| tracing::warn!(error = %e, "S3 addressing left at its default"))
+        .unwrap_or(overridden)
 }
 
 /// An SQS client for `config`.
@@ -85,5 +93,31 @@ impl ErrorReport {
                         | "TooManyRequestsException"
                 )
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Variables;
+
+    fn path_style(endpoint_in_config: bool, pairs: &[(&str, &str)]) -> bool {
+        super::path_style(endpoint_in_config, &Variables::from_pairs(pairs))
+    }
+
+    #[test]
+    fn an_ignored_s3_endpoint_leaves_buckets_virtual_hosts() {
+        let s3_endpoint = ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:5000");
+        assert!(!path_style(false, &[]));
+        assert!(path_style(true, &[]));
+        assert!(path_style(false, &[s3_endpoint]));
+        assert!(!path_style(
+            false,
+            &[s3_endpoint, ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")]
+        ));
+        assert!(!path_style(
+            true,
+            &[("OTLP2PARQUET_S3_PATH_STYLE", "false")]
+        ));
+        assert!(path_style(true, &[("OTLP2PARQUET_S3_PATH_STYLE", "maybe")]));
     }
 }

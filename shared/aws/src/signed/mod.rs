@@ -133,9 +133,7 @@ impl SignedClient {
             None,
             "environment",
         );
-        let ignore_endpoints = variables
-            .optional("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
-            .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"));
+        let ignore_endpoints = variables.ignores_configured_endpoints();
         let endpoint = |specific: &'static str| -> Result<Option<String>, ConfigError> {
             if ignore_endpoints {
                 return Ok(None);
@@ -154,17 +152,7 @@ impl SignedClient {
             Ok(Some(url.trim_end_matches('/').to_string()))
         };
         let s3_url = endpoint("AWS_ENDPOINT_URL_S3")?;
-        let path_style = match variables.optional("OTLP2PARQUET_S3_PATH_STYLE").as_deref() {
-            None => s3_url.is_some(),
-            Some("true") => true,
-            Some("false") => false,
-            Some(_) => {
-                return Err(ConfigError::new(
-                    "OTLP2PARQUET_S3_PATH_STYLE",
-                    "should be true (endpoint/bucket/key) or false (bucket.endpoint/key)",
-                ));
-            }
-        };
+        let path_style = variables.s3_path_style(s3_url.is_some())?;
         let s3_endpoint = match s3_url {
             Some(url) => Endpoint::Overridden { url, path_style },
             None => Endpoint::Regional,
