@@ -166,7 +166,6 @@ impl Committer {
             files = report.files,
             rows = report.rows,
             already_committed = report.already_committed,
-            missing_files = report.missing_files,
             "batch committed"
         );
         failed

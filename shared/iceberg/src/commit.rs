@@ -50,28 +50,11 @@
 //! removed after the committed records are written. A message delivered again
 //! finds its compaction staged or committed; a committer that died after the
 //! commit finds the staged records of committed compactions and only removes them.
-//!
-//! # Files that are gone
-//!
-//! A compaction's files are written before its message is sent, so a file
-//! that is missing when the message arrives was removed since: files that no
-//! snapshot references are deleted by S3 Tables' unreferenced-file removal
-//! (after 3 + 10 days by default) and by orphan-file clean-ups (Spark's
-//! `remove_orphan_files`: 3 days), while a dead-letter queue keeps a message
-//! for 14. Appending such a compaction would leave the table naming a file
-//! that every reader fails on, so before a compaction is committed (or
-//! staged) each of its files is looked up, and a compaction with a missing
-//! one is poison: its message goes to the dead-letter queue with the file's
-//! path as the reason, and the rest of the batch commits. Compactions already
-//! committed are not looked at: their files may have been compacted away
-//! by the catalog's own maintenance, rightly. A file found missing only when
-//! staged compactions are committed (removed in between) has no message left
-//! to dead-letter: its staged record is kept under `commits/missing/`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use iceberg::spec::{DataFile, deserialize_data_file_from_json};
+use iceberg::spec::deserialize_data_file_from_json;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::{Catalog, NamespaceIdent, TableIdent};
 use otlp2parquet_core::Table;
@@ -146,9 +129,6 @@ pub struct CommitReport {
     pub rows: u64,
     /// Compactions found already committed (redelivered or resent messages).
     pub already_committed: usize,
-    /// Compactions left out because a data file of theirs is gone (see
-    /// "Files that are gone" in the module docs).
-    pub missing_files: usize,
 }
 
 /// The commit in progress on one table (step 1 of the module docs).
@@ -177,13 +157,6 @@ fn committed_key(namespace: &str, table: Table, compaction: &str) -> String {
 
 fn staged_prefix(namespace: &str, table: Table) -> String {
     format!("{namespace}/{}/commits/staged/", table.name())
-}
-
-fn missing_key(namespace: &str, table: Table, compaction: &str) -> String {
-    format!(
-        "{namespace}/{}/commits/missing/{compaction}.json",
-        table.name()
-    )
 }
 
 fn window_key(namespace: &str, table: Table) -> String {
@@ -221,26 +194,18 @@ pub async fn commit(
         }
     }
     if let Some(staging) = config.staging {
-        let namespace = NamespaceIdent::new(config.namespace.clone());
         for (table, entries) in &by_table {
-            match stage(catalog, state, config, &namespace, *table, entries).await {
-                Ok(missing) => {
-                    report.missing_files += missing.len();
-                    poison_missing(&mut report, entries, &missing);
-                }
-                Err(e) => {
-                    warn!(%table, messages = entries.len(), error = %e, "staging failed");
-                    let outcome = Outcome::Retry(format!("staging for {table}: {e}"));
-                    for (index, _) in entries {
-                        report.outcomes[*index] = outcome.clone();
-                    }
+            if let Err(e) = stage(state, config, *table, entries).await {
+                warn!(%table, messages = entries.len(), error = %e, "staging failed");
+                let outcome = Outcome::Retry(format!("staging for {table}: {e}"));
+                for (index, _) in entries {
+                    report.outcomes[*index] = outcome.clone();
                 }
             }
         }
         let due = commit_due_tables(catalog, state, config, staging, false).await;
         return CommitReport {
             outcomes: report.outcomes,
-            missing_files: report.missing_files + due.missing_files,
             ..due
         };
     }
@@ -250,7 +215,6 @@ pub async fn commit(
         match commit_table(catalog, state, config, &namespace, table, &ready).await {
             Ok(done) => {
                 report.count(&done);
-                poison_missing(&mut report, &entries, &done.missing);
             }
             Err(e) => {
                 warn!(%table, messages = entries.len(), error = %e, "commit failed");
@@ -267,54 +231,26 @@ pub async fn commit(
     report
 }
 
-/// Marks the messages of `missing`'s compactions poison, with the file
-/// that is gone as the reason.
-fn poison_missing(
-    report: &mut CommitReport,
-    entries: &[(usize, DataFilesReady)],
-    missing: &BTreeMap<String, String>,
-) {
-    for (index, ready) in entries {
-        if let Some(path) = missing.get(&ready.compaction) {
-            report.outcomes[*index] = Outcome::Poison(format!(
-                "compaction {}: its data file {path} no longer exists (removed as unreferenced?); \
-                 appending it would leave the table naming a missing file",
-                ready.compaction
-            ));
-        }
-    }
-}
-
 /// Records `entries`' compactions as staged for `table` (module docs), the
-/// window first, and returns those left out because a file of theirs is
-/// gone (compaction → path). Compactions already committed are left out too.
+/// window first. Compactions already committed are left out.
 async fn stage(
-    catalog: &dyn Catalog,
     state: &dyn ObjectStore,
     config: &CommitConfig,
-    namespace_ident: &NamespaceIdent,
     table: Table,
     entries: &[(usize, DataFilesReady)],
-) -> Result<BTreeMap<String, String>> {
+) -> Result<()> {
     let namespace = &config.namespace;
-    let mut new = BTreeMap::new();
+    let mut new = Vec::new();
     for (_, ready) in entries {
         if !state
             .exists(&committed_key(namespace, table, &ready.compaction))
             .await?
         {
-            new.insert(ready.compaction.as_str(), ready);
+            new.push(ready);
         }
     }
     if new.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let iceberg_table = ensure_table(catalog, namespace_ident, table).await?;
-    let files = data_files(&iceberg_table, &new)?;
-    let missing = missing_files(&iceberg_table, &files).await?;
-    new.retain(|id, _| !missing.contains_key(*id));
-    if new.is_empty() {
-        return Ok(missing);
+        return Ok(());
     }
     // A plain struct of numbers always serializes.
     let window = serde_json::to_vec(&Window {
@@ -324,7 +260,7 @@ async fn stage(
     state
         .put_if_absent(&window_key(namespace, table), window.into())
         .await?;
-    for ready in new.values() {
+    for ready in new {
         let key = format!(
             "{}{}.json",
             staged_prefix(namespace, table),
@@ -333,66 +269,7 @@ async fn stage(
         let body = serde_json::to_vec(ready).unwrap_or_default();
         state.put_if_absent(&key, body.into()).await?;
     }
-    Ok(missing)
-}
-
-/// The data files of each compaction, as the table's spec reads them.
-fn data_files<'a>(
-    iceberg_table: &iceberg::table::Table,
-    compactions: &BTreeMap<&'a str, &DataFilesReady>,
-) -> Result<BTreeMap<&'a str, Vec<DataFile>>> {
-    let metadata = iceberg_table.metadata();
-    let spec = metadata.default_partition_spec();
-    let schema = metadata.current_schema();
-    let partition_type = spec.partition_type(schema)?;
-    let mut files = BTreeMap::new();
-    for (id, ready) in compactions {
-        let mut of_compaction = Vec::with_capacity(ready.data_files.len());
-        for json in &ready.data_files {
-            of_compaction.push(deserialize_data_file_from_json(
-                json,
-                spec.spec_id(),
-                &partition_type,
-                schema,
-            )?);
-        }
-        files.insert(*id, of_compaction);
-    }
-    Ok(files)
-}
-
-/// The compactions with a data file that does not exist, each with one
-/// such file (see "Files that are gone" in the module docs). The lookups
-/// run a few at a time: one round trip per batch, not per file.
-async fn missing_files(
-    iceberg_table: &iceberg::table::Table,
-    files: &BTreeMap<&str, Vec<DataFile>>,
-) -> Result<BTreeMap<String, String>> {
-    use futures_util::{StreamExt, TryStreamExt};
-
-    // Owned pairs: a stream over borrows would make the committer's future
-    // lifetime-generic, which `Send` futures of async traits cannot be.
-    let paths: Vec<(String, String)> = files
-        .iter()
-        .flat_map(|(id, files)| {
-            files
-                .iter()
-                .map(|f| (id.to_string(), f.file_path().to_string()))
-        })
-        .collect();
-    let file_io = iceberg_table.file_io();
-    let gone: Vec<Option<(String, String)>> = futures_util::stream::iter(paths)
-        .map(|(id, path)| {
-            let file_io = file_io.clone();
-            async move {
-                let exists = file_io.exists(&path).await?;
-                Ok::<_, iceberg::Error>((!exists).then_some((id, path)))
-            }
-        })
-        .buffer_unordered(16)
-        .try_collect()
-        .await?;
-    Ok(gone.into_iter().flatten().collect())
+    Ok(())
 }
 
 /// Commits the tables whose staged compactions are due (module docs): call
@@ -469,22 +346,6 @@ async fn commit_staged(
     }
     let entries: Vec<&DataFilesReady> = staged.iter().collect();
     let done = commit_table(catalog, state, config, namespace, table, &entries).await?;
-    // Removed between staging and now: no message is left to dead-letter,
-    // so the staged record is kept where it can be found and replayed.
-    for ready in staged
-        .iter()
-        .filter(|r| done.missing.contains_key(&r.compaction))
-    {
-        let path = &done.missing[&ready.compaction];
-        tracing::error!(%table, compaction = %ready.compaction, %path, "a staged compaction's data file is gone; kept under commits/missing/, not committed");
-        let body = serde_json::to_vec(ready).unwrap_or_default();
-        state
-            .put(
-                &missing_key(&config.namespace, table, &ready.compaction),
-                body.into(),
-            )
-            .await?;
-    }
     // Every staged compaction is in the table now (committed just now, or
     // before a predecessor died): their staged records are done with.
     state.delete_many(&keys).await?;
@@ -509,7 +370,6 @@ impl CommitReport {
         self.files += done.files;
         self.rows += done.rows;
         self.already_committed += done.already_committed;
-        self.missing_files += done.missing.len();
     }
 }
 
@@ -518,8 +378,6 @@ struct TableCommit {
     files: usize,
     rows: u64,
     already_committed: usize,
-    /// Compactions left out for a missing data file: compaction → its path.
-    missing: BTreeMap<String, String>,
 }
 
 /// Writes the committed records of `compactions`, then removes the pending record.
@@ -628,20 +486,31 @@ async fn commit_table(
             pending.insert(id, ready);
         }
     }
-    let mut of_compactions = data_files(&iceberg_table, &pending)?;
-    let missing = missing_files(&iceberg_table, &of_compactions).await?;
-    pending.retain(|id, _| !missing.contains_key(*id));
-    of_compactions.retain(|id, _| !missing.contains_key(*id));
     if pending.is_empty() {
         return Ok(TableCommit {
             files: 0,
             rows: 0,
             already_committed: already,
-            missing,
         });
     }
-    let rows = pending.values().map(|ready| ready.rows).sum();
-    let files: Vec<DataFile> = of_compactions.into_values().flatten().collect();
+
+    let metadata = iceberg_table.metadata();
+    let spec = metadata.default_partition_spec();
+    let schema = metadata.current_schema();
+    let partition_type = spec.partition_type(schema)?;
+    let mut files = Vec::new();
+    let mut rows = 0;
+    for ready in pending.values() {
+        rows += ready.rows;
+        for json in &ready.data_files {
+            files.push(deserialize_data_file_from_json(
+                json,
+                spec.spec_id(),
+                &partition_type,
+                schema,
+            )?);
+        }
+    }
     let compactions: Vec<String> = pending.keys().map(|c| c.to_string()).collect();
     let commit_id = Uuid::now_v7();
     let record = PendingCommit {
@@ -705,6 +574,5 @@ async fn commit_table(
         files: count,
         rows,
         already_committed: already,
-        missing,
     })
 }

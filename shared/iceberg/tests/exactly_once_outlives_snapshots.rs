@@ -18,8 +18,8 @@ use otlp2parquet_core::messages::DataFilesReady;
 use otlp2parquet_core::ports::{MemoryStore, ObjectStoreError, ReceivedMessage};
 use otlp2parquet_core::stage::Outcome;
 use otlp2parquet_iceberg::catalog::{ensure_table, local_path, open_local_catalog};
-use otlp2parquet_iceberg::commit::{COMPACTIONS_PROPERTY, CommitConfig, CommitReport, commit};
-use otlp2parquet_testkit::files::{data_file_paths, data_files_ready};
+use otlp2parquet_iceberg::commit::{CommitConfig, CommitReport, commit};
+use otlp2parquet_testkit::files::data_files_ready;
 use otlp2parquet_testkit::scan::current_rows;
 use otlp2parquet_testkit::store::{Hook, HookedStore, Op, injected};
 
@@ -189,44 +189,4 @@ async fn a_commit_left_pending_is_settled_after_its_snapshot_expired() {
     all_done(&again);
     assert_eq!((again.files, again.already_committed), (0, 1));
     assert_eq!(f.rows().await, 21);
-}
-
-// A message replayed after its compaction's file was removed (unreferenced
-// files are deleted days before a dead-letter queue lets go of a message)
-// is poison, with the file named, while the rest of its batch commits; a
-// committed compaction whose files are gone since is still just committed.
-#[tokio::test]
-async fn a_compaction_whose_file_is_gone_is_poison_and_the_rest_commits() {
-    let f = fixture().await;
-    let committed = f.message(0, 5);
-    all_done(&f.commit(std::slice::from_ref(&committed)).await);
-    let messages = [f.message(1, 3), f.message(2, 4), f.message(3, 6)];
-    let gone = data_file_paths(&messages[1]);
-    for path in gone.iter().chain(&data_file_paths(&committed)) {
-        std::fs::remove_file(path).unwrap();
-    }
-
-    let report = f
-        .commit(&[
-            messages[0].clone(),
-            messages[1].clone(),
-            committed,
-            messages[2].clone(),
-        ])
-        .await;
-    assert!(report.outcomes[0].is_done());
-    assert!(
-        matches!(&report.outcomes[1], Outcome::Poison(reason) if reason.contains(&gone[0]) && reason.contains("compaction-2")),
-        "{:?}",
-        report.outcomes[1]
-    );
-    assert!(report.outcomes[2].is_done() && report.outcomes[3].is_done());
-    assert_eq!(
-        (report.rows, report.missing_files, report.already_committed),
-        (9, 1, 1)
-    );
-    let table = f.table().await;
-    let last = table.metadata().current_snapshot().unwrap();
-    let compactions = &last.summary().additional_properties[COMPACTIONS_PROPERTY];
-    assert_eq!(compactions, "compaction-1,compaction-3");
 }

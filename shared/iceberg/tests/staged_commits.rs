@@ -19,7 +19,7 @@ use otlp2parquet_core::ports::{MemoryStore, ObjectStore, ObjectStoreError, Recei
 use otlp2parquet_core::stage::Outcome;
 use otlp2parquet_iceberg::catalog::{ensure_table, local_path, open_local_catalog};
 use otlp2parquet_iceberg::commit::{CommitConfig, CommitReport, Staging, commit, commit_due};
-use otlp2parquet_testkit::files::{data_file_paths, data_files_ready};
+use otlp2parquet_testkit::files::data_files_ready;
 use otlp2parquet_testkit::scan::current_rows;
 use otlp2parquet_testkit::store::{Hook, HookedStore, Op, injected};
 
@@ -193,33 +193,4 @@ async fn staged_records_left_by_a_dead_committer_are_only_removed() {
     assert_eq!(f.staged().await, 0);
     assert_eq!(f.snapshots().await, 1);
     assert_eq!(f.rows().await, 12);
-}
-
-/// A compaction whose file is gone is poison when staged, with the file
-/// named; one whose file goes after it was staged is left out of the
-/// commit and its staged record kept under `commits/missing/`.
-#[tokio::test]
-async fn compactions_whose_files_are_gone_are_not_committed() {
-    let f = fixture(100, Duration::from_secs(3600)).await;
-    let messages: Vec<_> = (0..3)
-        .map(|n| data_files_ready(&f.location, n, 5))
-        .collect();
-    let gone = data_file_paths(&messages[0]);
-    std::fs::remove_file(&gone[0]).unwrap();
-    let report = commit(&messages, &f.catalog, &f.state, &f.config).await;
-    assert!(
-        matches!(&report.outcomes[0], Outcome::Poison(reason) if reason.contains(&gone[0])),
-        "{:?}",
-        report.outcomes
-    );
-    assert!(report.outcomes[1..].iter().all(|o| *o == Outcome::Done));
-    assert_eq!((report.missing_files, f.staged().await), (1, 2));
-
-    std::fs::remove_file(&data_file_paths(&messages[2])[0]).unwrap();
-    let due = commit_due(&f.catalog, &f.state, &f.config, true).await;
-    assert_eq!((due.commits, due.rows, due.missing_files), (1, 5, 1));
-    assert_eq!(f.rows().await, 5);
-    assert_eq!(f.staged().await, 0);
-    let kept = f.state.list("otel/logs/commits/missing/").await.unwrap();
-    assert_eq!(kept, ["otel/logs/commits/missing/compaction-2.json"]);
 }

@@ -113,17 +113,3 @@ pub fn data_files_ready(location: &Path, n: u64, rows: usize) -> ReceivedMessage
         sent_at: None,
     }
 }
-
-/// The paths of the data files a "data files ready" message names.
-pub fn data_file_paths(message: &ReceivedMessage) -> Vec<String> {
-    let ready: DataFilesReady =
-        serde_json::from_slice(&message.body).expect("a data-files message");
-    ready
-        .data_files
-        .iter()
-        .map(|json| {
-            let file: serde_json::Value = serde_json::from_str(json).expect("a DataFile");
-            file["file_path"].as_str().expect("its path").to_string()
-        })
-        .collect()
-}
