@@ -15,6 +15,7 @@
 //! `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL_SQS`, so the same code runs
 //! against AWS, MinIO, LocalStack or moto.
 
+mod common;
 pub mod config;
 pub mod lambda;
 #[cfg(feature = "sdk")]

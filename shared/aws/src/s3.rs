@@ -39,15 +39,10 @@ impl S3Store {
     /// A store over `bucket`, with keys under `prefix` (no leading or trailing
     /// slash needed; empty for the whole bucket).
     pub fn new(client: Client, bucket: impl Into<String>, prefix: impl AsRef<str>) -> Self {
-        let prefix = prefix.as_ref().trim_matches('/');
         S3Store {
             client,
             bucket: bucket.into(),
-            prefix: if prefix.is_empty() {
-                String::new()
-            } else {
-                format!("{prefix}/")
-            },
+            prefix: crate::common::key_prefix(prefix.as_ref()),
             part_bytes: DEFAULT_PART_BYTES,
         }
     }

@@ -40,7 +40,7 @@ impl SqsQueue {
     /// The queue at `url` (`https://sqs.<region>.amazonaws.com/<account>/<name>`).
     pub fn new(client: Client, url: impl Into<String>) -> Self {
         let url = url.into();
-        let name = url.rsplit('/').next().unwrap_or(&url).to_string();
+        let name = crate::common::queue_name(&url);
         SqsQueue {
             client,
             url,
@@ -210,15 +210,9 @@ impl Queue for SqsQueue {
     }
 
     async fn send_with(&self, body: &[u8], options: &SendOptions) -> Result<String, QueueError> {
-        // SQS counts attributes towards the limit.
-        let attribute_bytes: usize = options
-            .attributes
-            .iter()
-            .map(|(name, value)| name.len() + value.len() + "String".len())
-            .sum();
         QueueError::check_size(
             &self.name,
-            body.len() + attribute_bytes,
+            crate::common::message_bytes(body, options),
             self.max_message_bytes,
         )?;
         let body = std::str::from_utf8(body).map_err(|e| QueueError::Backend {

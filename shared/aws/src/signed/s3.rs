@@ -31,15 +31,10 @@ impl S3Sink {
     /// A sink into `bucket`, with keys under `prefix` (leading and trailing
     /// slashes ignored).
     pub fn new(client: SignedClient, bucket: impl Into<String>, prefix: impl AsRef<str>) -> Self {
-        let prefix = prefix.as_ref().trim_matches('/');
         S3Sink {
             client,
             bucket: bucket.into(),
-            prefix: if prefix.is_empty() {
-                String::new()
-            } else {
-                format!("{prefix}/")
-            },
+            prefix: crate::common::key_prefix(prefix.as_ref()),
         }
     }
 

@@ -23,7 +23,7 @@ impl SqsSink {
     /// A sink into the queue at `url`.
     pub fn new(client: SignedClient, url: impl Into<String>) -> Self {
         let url = url.into();
-        let name = url.rsplit('/').next().unwrap_or(&url).to_string();
+        let name = crate::common::queue_name(&url);
         SqsSink {
             client,
             url,
@@ -110,13 +110,7 @@ impl SqsSink {
 #[async_trait]
 impl MessageSink for SqsSink {
     async fn send_message(&self, body: &[u8], options: &SendOptions) -> Result<String, QueueError> {
-        // SQS counts attributes towards the limit.
-        let attribute_bytes: usize = options
-            .attributes
-            .iter()
-            .map(|(name, value)| name.len() + value.len() + "String".len())
-            .sum();
-        let bytes = body.len() + attribute_bytes;
+        let bytes = crate::common::message_bytes(body, options);
         QueueError::check_size(&self.name, bytes, self.max_message_bytes)?;
         let text = std::str::from_utf8(body).map_err(|e| QueueError::Backend {
             queue: self.name.clone(),
